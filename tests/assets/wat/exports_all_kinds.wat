@@ -1,0 +1,16 @@
+;; A core module exporting one of every export kind, with a start function.
+(module
+  (func $init)
+  (func $answer (result i32)
+    i32.const 42)
+  (table $funcs 1 funcref)
+  (memory $memory 1)
+  (global $counter (mut i32) (i32.const 0))
+  (tag $failure (param i32))
+  (export "answer" (func $answer))
+  (export "funcs" (table $funcs))
+  (export "memory" (memory $memory))
+  (export "counter" (global $counter))
+  (export "failure" (tag $failure))
+  (start $init)
+)

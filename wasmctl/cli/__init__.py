@@ -1,0 +1,112 @@
+"""The `wasmctl` command line: thin typer commands over the library.
+
+`main()` is the only place where exceptions become messages and exit codes (DESIGN.md §1):
+0 success, 1 denied, 2 bad input, 3 registry or network, 4 a bug. Heavy imports happen
+inside the commands, so `wasmctl --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Sequence
+from typing import Annotated, NoReturn
+
+import typer
+
+from wasmctl import __version__
+from wasmctl.cli import inspect as inspect_cmd
+from wasmctl.cli import scan as scan_cmd
+from wasmctl.cli._common import SETTINGS
+
+app = typer.Typer(
+    name="wasmctl",
+    help="Supply-chain toolkit for WebAssembly on OCI registries: inspect and scan modules "
+    "for the capabilities they import.",
+    epilog="Examples:  wasmctl inspect app.wasm  ·  wasmctl scan --preset no-network dist/  "
+    "·  Exit codes: 0 ok, 1 denied, 2 bad input, 3 registry/network, 4 bug.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"wasmctl {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show tracebacks and more detail.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only data and errors.")] = False,
+    no_color: Annotated[
+        bool, typer.Option("--no-color", help="No colour (also: NO_COLOR=1).")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    SETTINGS.verbose = verbose
+    SETTINGS.quiet = quiet
+    SETTINGS.no_color = no_color
+
+
+app.command("inspect", epilog=inspect_cmd.EXAMPLES)(inspect_cmd.inspect)
+app.command("scan", epilog=scan_cmd.EXAMPLES)(scan_cmd.scan)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return its exit code instead of exiting."""
+    import click
+
+    from wasmctl.errors import ExitCode, WasmctlError
+
+    try:
+        result = app(
+            args=list(argv) if argv is not None else None,
+            prog_name="wasmctl",
+            standalone_mode=False,
+        )
+    except click.ClickException as e:
+        e.show()
+        return ExitCode.INPUT
+    except click.exceptions.Abort:
+        sys.stderr.write("Aborted.\n")
+        return 130
+    except WasmctlError as e:
+        _report_error(e.diagnostics(), e)
+        return e.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("Interrupted.\n")
+        return 130
+    except BrokenPipeError:
+        return ExitCode.OK
+    except Exception as e:  # the last line of defence: a bug must not look like "denied"
+        _report_error(
+            f"internal error: {type(e).__name__}: {e}\nThis is a bug in wasmctl; please "
+            "report it with the command you ran (add --verbose for the traceback).",
+            e,
+        )
+        return ExitCode.INTERNAL
+    return result if isinstance(result, int) else ExitCode.OK
+
+
+def _report_error(text: str, error: BaseException) -> None:
+    if SETTINGS.verbose:
+        import traceback
+
+        traceback.print_exception(error, file=sys.stderr)
+    sys.stderr.write(f"error: {text}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """The console script."""
+    code = run(argv)
+    with contextlib.suppress(BrokenPipeError):
+        sys.stdout.flush()
+    sys.exit(code)

@@ -1,0 +1,84 @@
+"""What every command shares: global settings, output formats, and writing results."""
+
+from __future__ import annotations
+
+import enum
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Settings:
+    """Global options, set by the top-level callback."""
+
+    verbose: bool = False
+    quiet: bool = False
+    no_color: bool = False
+
+
+SETTINGS = Settings()
+
+
+class TableOrJson(enum.StrEnum):
+    """Formats of `inspect`."""
+
+    TABLE = "table"
+    JSON = "json"
+
+
+class ScanFormat(enum.StrEnum):
+    """Formats of `scan`."""
+
+    TABLE = "table"
+    JSON = "json"
+    SARIF = "sarif"
+
+
+def use_color(stream: object = None) -> bool:
+    """Colour only on a terminal, and never with `--no-color` or `NO_COLOR` set."""
+    stream = sys.stdout if stream is None else stream
+    if SETTINGS.no_color or os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def terminal_width() -> int:
+    """The width to render tables at: the terminal's, else `COLUMNS`, else 100."""
+    try:
+        return max(60, int(os.environ.get("COLUMNS", "")))
+    except ValueError:
+        pass
+    if sys.stdout.isatty():
+        return max(60, os.get_terminal_size(sys.stdout.fileno()).columns)
+    return 100
+
+
+def write_output(text: str, output: Path | None) -> None:
+    """Write `text` to stdout (`None` or `-`) or to a file, atomically.
+
+    The file is written beside its destination under a temporary name and renamed into
+    place, so a failed run never leaves a partial file.
+    """
+    if output is None or str(output) == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    directory = output.parent if str(output.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, output)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def info(message: str) -> None:
+    """A diagnostic line on stderr, unless `--quiet`."""
+    if not SETTINGS.quiet:
+        sys.stderr.write(message + "\n")

@@ -1,0 +1,88 @@
+"""`wasmctl scan`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from wasmctl.cli._common import ScanFormat, info, terminal_width, use_color, write_output
+
+PRESET_NAMES = ("pure-compute", "no-network", "wasi-p1-strict", "wasi-p2-proxy", "proxy-wasm",
+                "opa")  # fmt: skip
+EXAMPLES = """
+Examples:
+
+  wasmctl scan --preset no-network dist/
+
+  wasmctl scan --preset wasi-p1-strict --allow network.socket server.wasm
+
+  wasmctl scan --policy policy.yaml --format sarif -o wasmctl.sarif .
+
+Exit codes: 0 allowed, 1 denied, 2 malformed or unreadable input.
+"""
+
+
+def scan(
+    targets: Annotated[
+        list[str], typer.Argument(help="Files, or directories searched for *.wasm.")
+    ],
+    policy: Annotated[
+        list[Path] | None,
+        typer.Option("--policy", "-p", help="A policy file (YAML); repeatable."),
+    ] = None,
+    preset: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--preset",
+            help=f"A built-in policy: {', '.join(PRESET_NAMES)}; repeatable.",
+            autocompletion=lambda: list(PRESET_NAMES),
+        ),
+    ] = None,
+    allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow",
+            help="Also allow a capability (network.socket) or an import "
+            "glob (env:proxy_*); overrides the policies.",
+        ),
+    ] = None,
+    deny: Annotated[
+        list[str] | None,
+        typer.Option("--deny", help="Also deny a capability or an import glob."),
+    ] = None,
+    fmt: Annotated[
+        ScanFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = ScanFormat.TABLE,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")
+    ] = None,
+) -> None:
+    """Check modules' imports against a policy; every finding is reported.
+
+    With several policies (presets or files) every one must pass. Without any, imports are
+    listed by capability and unknown ones warned about.
+    """
+    from wasmctl.scan import AUDIT, Verdict, load_policy_file, load_preset, scan_paths
+    from wasmctl.scan.report import ReportFormat, render
+
+    policies = [load_preset(name) for name in preset or ()]
+    policies += [load_policy_file(p) for p in policy or ()]
+    if not policies:
+        policies = [AUDIT]
+    policies = [p.with_overrides(allow or (), deny or ()) for p in policies]
+    report = scan_paths(targets, policies)
+    text = render(
+        report,
+        ReportFormat(fmt.value),
+        color=use_color() and output is None,
+        width=terminal_width(),
+    )
+    write_output(text, output)
+    if output is not None:
+        info(f"{report.verdict}: report written to {output}")
+    if report.verdict is Verdict.DENY:
+        raise typer.Exit(1)
+    if report.verdict is Verdict.ERROR:
+        raise typer.Exit(2)

@@ -1,0 +1,74 @@
+"""The human-readable form of `inspect` for a module or component."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from wasmctl._text import printable
+
+
+def render_module_table(info: dict[str, Any], *, color: bool = False, width: int = 100) -> str:
+    """`describe_file` output as text: summary, imports, exports, custom sections, nesting."""
+    buffer = io.StringIO()
+    console = Console(
+        file=buffer,
+        width=width,
+        force_terminal=color,
+        no_color=not color,
+        color_system="standard" if color else None,
+        highlight=False,
+        emoji=False,
+    )
+    _unit(console, info, root=printable(info.get("path", "")), path="")
+    return buffer.getvalue()
+
+
+def _unit(console: Console, info: dict[str, Any], root: str, path: str) -> None:
+    head = Text(f"{root} {path}" if path else root, style="bold")
+    head.append(f"  {info['kind']}, {info['size']:,} bytes")
+    console.print(head)
+    console.print(f"  sha256   {info['sha256']}")
+    if info.get("name"):
+        console.print(Text(f"  name     {printable(info['name'])}"))
+    for field, values in info["producers"].items():
+        listed = ", ".join(printable(f"{v['name']} {v['version']}".strip()) for v in values)
+        console.print(Text(f"  {field:<9}{listed}"))
+    if info["target_features"]:
+        console.print(Text("  features " + " ".join(info["target_features"])))
+    if info.get("start") is not None:
+        console.print(f"  start    func {info['start']}")
+    if info["imports"]:
+        table = _table("import", "kind", "capability")
+        for e in info["imports"]:
+            shown = f"{e['module']}:{e['name']}" if e["name"] else e["module"]
+            mark = " (compact)" if e.get("compact") else ""
+            table.add_row(Text(printable(shown) + mark), Text(e["kind"]), Text(e["capability"]))
+        console.print(table)
+    if info["exports"]:
+        table = _table("export", "kind", "capability")
+        for e in info["exports"]:
+            table.add_row(
+                Text(printable(e["name"])), Text(e["kind"]), Text(e.get("capability", ""))
+            )
+        console.print(table)
+    if info["custom_sections"]:
+        table = _table("custom section", "size")
+        for c in info["custom_sections"]:
+            note = f"  ({c['error']})" if c.get("error") else ""
+            table.add_row(Text(printable(c["name"]) + note), f"{c['size']:,}")
+        console.print(table)
+    console.print()
+    for i, child in enumerate(info.get("nested", [])):
+        _unit(console, child, root=root, path=f"{path}/{i}")
+
+
+def _table(*columns: str) -> Table:
+    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table

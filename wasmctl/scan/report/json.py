@@ -1,0 +1,68 @@
+"""The JSON report (`wasmctl.scan/v1`), documented in docs/scan-json.md."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from wasmctl.scan.model import Finding, ImportVerdict, ScanReport, TargetReport, Verdict
+
+SCHEMA = "wasmctl.scan/v1"
+
+
+def report_data(report: ScanReport) -> dict[str, Any]:
+    """The report as plain JSON-ready data."""
+    return {
+        "schema": SCHEMA,
+        "policies": list(report.policies),
+        "verdict": report.verdict.value,
+        "summary": {
+            "targets": len(report.targets),
+            **{v.value: report.count(v) for v in Verdict},
+        },
+        "targets": [_target(t) for t in report.targets],
+    }
+
+
+def render_json(report: ScanReport) -> str:
+    """The report as indented JSON text."""
+    return json.dumps(report_data(report), indent=2, ensure_ascii=False) + "\n"
+
+
+def _target(t: TargetReport) -> dict[str, Any]:
+    return {
+        "path": t.path,
+        "kind": t.kind.value if t.kind else None,
+        "size": t.size,
+        "verdict": t.verdict.value,
+        "error": t.error,
+        "imports": [_verdict(v) for v in t.imports if v.direction == "import"],
+        "exports": [_verdict(v) for v in t.imports if v.direction == "export"],
+        "findings": [_finding(f) for f in t.findings],
+    }
+
+
+def _verdict(v: ImportVerdict) -> dict[str, Any]:
+    return {
+        "location": v.location,
+        "module": v.module,
+        "name": v.name,
+        "kind": v.kind.value,
+        "capability": v.capability.value,
+        "decision": v.decision.value,
+        "reason": v.reason,
+        "policy": v.policy,
+    }
+
+
+def _finding(f: Finding) -> dict[str, Any]:
+    return {
+        "rule": f.rule.value,
+        "level": f.level.value,
+        "message": f.message,
+        "policy": f.policy,
+        "location": f.location,
+        "module": f.module,
+        "name": f.name,
+        "capability": f.capability.value if f.capability else None,
+    }

@@ -1,0 +1,104 @@
+"""The human-readable scan report: per target, imports grouped by capability."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from wasmctl._text import printable
+from wasmctl.scan.capabilities import Capability
+from wasmctl.scan.model import Level, ScanReport, TargetReport, Verdict
+from wasmctl.scan.policy import Decision
+
+_DECISION_STYLE = {
+    Decision.DENY: "bold red",
+    Decision.WARN: "yellow",
+    Decision.ALLOW: "green",
+    Decision.INFO: "dim",
+}
+_VERDICT_STYLE = {
+    Verdict.DENY: "bold red",
+    Verdict.ERROR: "bold magenta",
+    Verdict.WARN: "bold yellow",
+    Verdict.ALLOW: "bold green",
+}
+_CAPABILITY_ORDER = {c: i for i, c in enumerate(Capability)}
+
+
+def render_table(report: ScanReport, *, color: bool = False, width: int = 100) -> str:
+    """The report as text tables, one per target, and a summary line."""
+    buffer = io.StringIO()
+    console = Console(
+        file=buffer,
+        width=width,
+        force_terminal=color,
+        no_color=not color,
+        color_system="standard" if color else None,
+        highlight=False,
+        emoji=False,
+    )
+    for target in report.targets:
+        _target(console, target, show_policy=len(report.policies) > 1)
+    summary = Text(
+        f"{len(report.targets)} target(s) scanned against {', '.join(report.policies)}: "
+    )
+    parts = [
+        f"{report.count(v)} {label}"
+        for v, label in (
+            (Verdict.DENY, "denied"),
+            (Verdict.ERROR, "unreadable"),
+            (Verdict.WARN, "with warnings"),
+            (Verdict.ALLOW, "allowed"),
+        )
+        if report.count(v)
+    ]
+    summary.append(", ".join(parts))
+    summary.append("  ")
+    summary.append(report.verdict.upper(), style=_VERDICT_STYLE[report.verdict])
+    console.print(summary)
+    return buffer.getvalue()
+
+
+def _target(console: Console, target: TargetReport, *, show_policy: bool) -> None:
+    head = Text(printable(target.path), style="bold")
+    if target.kind is not None:
+        head.append(f"  {target.kind}, {target.size:,} bytes")
+    head.append("  ")
+    head.append(target.verdict.upper(), style=_VERDICT_STYLE[target.verdict])
+    console.print(head)
+    if target.imports:
+        table = Table(show_edge=False, pad_edge=False, expand=False)
+        for column in ("capability", "import", "kind", "result", "decided by"):
+            table.add_column(column, overflow="fold")
+        rows = sorted(
+            enumerate(target.imports),
+            key=lambda iv: (_CAPABILITY_ORDER[iv[1].capability], iv[0]),
+        )
+        last = None
+        for _, v in rows:
+            shown = v.display_name if v.direction == "import" else f"export {v.module}"
+            where = f" (nested {v.location})" if v.location else ""
+            table.add_row(
+                Text(v.capability if v.capability != last else ""),
+                Text(printable(shown) + where),
+                Text(v.kind),
+                Text(v.decision, style=_DECISION_STYLE[v.decision]),
+                Text(printable(f"{v.policy}: {v.reason}" if show_policy else v.reason)),
+            )
+            last = v.capability
+        console.print(table)
+    elif target.error is None:
+        console.print(Text("  no imports", style="dim"))
+    for finding in target.findings:
+        if finding.module is not None:
+            continue  # shown in the table above
+        mark, style = ("✗", "red") if finding.level is Level.ERROR else ("!", "yellow")
+        line = Text(f"  {mark} ", style=style)
+        line.append(f"{finding.rule} {printable(finding.message)}")
+        console.print(line)
+    if target.error is not None:
+        console.print(Text(f"  ✗ {printable(target.error)}", style="magenta"))
+    console.print()
