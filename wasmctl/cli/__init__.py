@@ -62,8 +62,6 @@ app.command("scan", epilog=scan_cmd.EXAMPLES)(scan_cmd.scan)
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code instead of exiting."""
-    import click
-
     from wasmctl.errors import ExitCode, WasmctlError
 
     try:
@@ -72,12 +70,16 @@ def run(argv: Sequence[str] | None = None) -> int:
             prog_name="wasmctl",
             standalone_mode=False,
         )
-    except click.ClickException as e:
-        e.show()
-        return ExitCode.INPUT
-    except click.exceptions.Abort:
+    except typer.Abort:
         sys.stderr.write("Aborted.\n")
         return 130
+    except typer.TyperException as e:  # typer's (vendored click's) usage errors
+        show = getattr(e, "show", None)
+        if callable(show):
+            show()
+        else:
+            sys.stderr.write(f"error: {e}\n")
+        return ExitCode.INPUT
     except WasmctlError as e:
         _report_error(e.diagnostics(), e)
         return e.exit_code

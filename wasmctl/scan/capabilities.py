@@ -155,7 +155,7 @@ EXPORT_RULES: tuple[CapabilityRule, ...] = _rows(
     ("proxy_on_http_call_response", "", C.NETWORK_HTTP_IN),
 )
 
-_VERSION_SUFFIX = re.compile(r"@[^@/]*$")
+_VERSION_SUFFIX = re.compile(r"@[0-9A-Za-z.+-]*$")
 _CUSTOM_INTERFACE = re.compile(r"[a-z][a-z0-9-]*:[a-z][a-z0-9-]*/[^/]+$")
 _PREVIEW1_MODULES = frozenset(("wasi_snapshot_preview1", "wasi_unstable"))
 

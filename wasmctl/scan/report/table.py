@@ -71,8 +71,13 @@ def _target(console: Console, target: TargetReport, *, show_policy: bool) -> Non
     console.print(head)
     if target.imports:
         table = Table(show_edge=False, pad_edge=False, expand=False)
-        for column in ("capability", "import", "kind", "result", "decided by"):
-            table.add_column(column, overflow="fold")
+        longest = max(len(v.display_name) + len(v.location) + 10 for v in target.imports)
+        table.add_column("capability", no_wrap=True)
+        # Names stay whole where they fit: a reader greps for them.
+        table.add_column("import", overflow="fold", min_width=min(longest, console.width // 2))
+        table.add_column("kind", no_wrap=True)
+        table.add_column("result", no_wrap=True)
+        table.add_column("decided by", overflow="fold")
         rows = sorted(
             enumerate(target.imports),
             key=lambda iv: (_CAPABILITY_ORDER[iv[1].capability], iv[0]),

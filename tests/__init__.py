@@ -1,0 +1,1 @@
+"""wasmctl's test suite."""

@@ -1,0 +1,146 @@
+"""The command line: exit codes (DESIGN.md §1), formats, output files, help."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from wasmctl import __version__
+from wasmctl.cli import app, run
+
+Wat = Callable[[str], Path]
+SOCKETS = '(module (import "wasi_snapshot_preview1" "sock_accept" (func)))'
+HELLO = '(module (import "wasi_snapshot_preview1" "fd_write" (func)) (func (export "_start")))'
+
+
+def test_allowed_scan_exits_0(wat: Wat, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["scan", "--preset", "no-network", str(wat(HELLO))]) == 0
+    assert "ALLOW" in capsys.readouterr().out
+
+
+def test_denied_scan_exits_1(wat: Wat, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["scan", "--preset", "no-network", str(wat(SOCKETS))]) == 1
+    assert "sock_accept" in capsys.readouterr().out
+
+
+def test_malformed_module_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.wasm"
+    bad.write_bytes(b"\x00asm\x01\x00\x00\x00\x02\x09\x01")
+    assert run(["scan", "--preset", "no-network", str(bad)]) == 2
+    assert run(["inspect", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.wasm" in err and "byte offset" in err and "Traceback" not in err
+
+
+def test_denial_wins_over_errors_with_several_targets(wat: Wat, tmp_path: Path) -> None:
+    (tmp_path / "bad.wasm").write_bytes(b"junk")
+    assert run(["scan", "--preset", "no-network", str(wat(SOCKETS)), str(tmp_path)]) == 1
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["scan", "--preset", "no-such-preset", "x.wasm"],
+        ["scan", "--format", "xml", "x.wasm"],
+        ["scan", "--policy", "/nonexistent/policy.yaml", "x.wasm"],
+        ["inspect", "/nonexistent.wasm"],
+        ["frobnicate"],
+    ],
+)
+def test_usage_and_input_errors_exit_2(argv: list[str]) -> None:
+    assert run(argv) == 2
+
+
+def test_allow_override(wat: Wat) -> None:
+    path = str(wat(SOCKETS))
+    assert run(["scan", "--preset", "wasi-p1-strict", path]) == 1
+    assert run(["scan", "--preset", "wasi-p1-strict", "--allow", "network.socket", path]) == 0
+
+
+def test_scan_json_and_output_file(wat: Wat, tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    assert (
+        run(["scan", "--preset", "no-network", "-f", "json", "-o", str(out), str(wat(SOCKETS))])
+        == 1
+    )
+    assert json.loads(out.read_text())["verdict"] == "deny"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"] or "report.json" in {
+        p.name for p in tmp_path.iterdir()
+    }
+    assert not list(tmp_path.glob(".report.json.*"))
+
+
+def test_failed_run_leaves_no_output_file(tmp_path: Path) -> None:
+    out = tmp_path / "report.sarif"
+    assert run(["scan", "--preset", "bogus", "-f", "sarif", "-o", str(out), "x.wasm"]) == 2
+    assert not out.exists()
+
+
+def test_inspect_json_shape(wat: Wat, capsys: pytest.CaptureFixture[str]) -> None:
+    path = wat(
+        """(component (import "wasi:sockets/tcp@0.2.0" (instance))
+             (core module (import "env" "f" (func))))"""
+    )
+    assert run(["inspect", "--format", "json", str(path)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["kind"] == "component" and data["size"] == path.stat().st_size
+    assert len(data["sha256"]) == 64
+    assert data["imports"] == [
+        {
+            "module": "wasi:sockets/tcp@0.2.0",
+            "name": "",
+            "kind": "instance",
+            "capability": "network.socket",
+        }
+    ]
+    assert data["nested"][0]["imports"][0]["module"] == "env"
+    assert {"exports", "custom_sections", "producers"} <= set(data["nested"][0])
+
+
+def test_bugs_exit_4_and_say_so(
+    monkeypatch: pytest.MonkeyPatch, wat: Wat, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def boom(*_args: object, **_kwargs: object) -> None:
+        raise ZeroDivisionError("oops")
+
+    monkeypatch.setattr("wasmctl.scan.scan_paths", boom)
+    assert run(["scan", str(wat(HELLO))]) == 4
+    assert "internal error" in capsys.readouterr().err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"wasmctl {__version__}"
+
+
+def test_every_command_has_examples_in_its_help(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in app.registered_commands:
+        assert run([command.name or "", "--help"]) == 0
+        assert "Examples" in capsys.readouterr().out
+
+
+def test_python_dash_m_and_the_console_script(wat: Wat) -> None:
+    path = str(wat(SOCKETS))
+    for argv in ([sys.executable, "-m", "wasmctl"], ["wasmctl"]):
+        proc = subprocess.run(
+            [*argv, "scan", "--preset", "no-network", path],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert proc.returncode == 1, proc.stderr
+
+
+def test_no_color_when_piped(wat: Wat) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "wasmctl", "scan", str(wat(SOCKETS))],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "\x1b[" not in proc.stdout

@@ -1,0 +1,1 @@
+"""Unit tests: fast, offline once the corpus cache is filled."""
