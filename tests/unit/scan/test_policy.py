@@ -225,7 +225,7 @@ def test_opa_accepts_the_opa_abi_only(wat: Wat) -> None:
             "builtins",
             "opa_malloc",
             "opa_json_parse",
-        )  # fmt: skip
+        )
     )
     policy = wat(
         f"""(module (import "env" "memory" (memory 2))
