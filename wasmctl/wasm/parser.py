@@ -435,13 +435,9 @@ def _component_externtype(r: Reader) -> ExternKind:
         r.uleb()
         return ExternKind.MODULE
     if tag == 0x02:
-        bound = r.byte()
-        if bound == 0x00:
-            r.uleb()
-        elif bound == 0x01:
-            r.sleb(33)
-        else:
-            raise r.error("bad value bound", at + 1)
+        # Binary.md writes a `valuebound` here, but wasm-tools (wasmparser) reads and writes a
+        # bare `valtype`: a primitive (negative s33) or a type index. Follow the tools.
+        r.sleb(33)
         return ExternKind.VALUE
     if tag == 0x03:
         bound = r.byte()

@@ -46,7 +46,7 @@ def test_a_layer_overrides_the_policy_it_extends(tmp_path: Path) -> None:
     (tmp_path / "base.yaml").write_text("deny: [{capability: network.socket}]\n")
     (tmp_path / "child.yaml").write_text("extends: base.yaml\nallow: [{import: '*:sock_*'}]\n")
     child = load_policy_file(tmp_path / "child.yaml")
-    decision, reason = child.decide(SOCKETS, Capability.NETWORK_SOCKET)
+    decision, reason, _ = child.decide(SOCKETS, Capability.NETWORK_SOCKET)
     assert decision is Decision.ALLOW
     assert "allow[0]" in reason
 

@@ -51,6 +51,7 @@ def _verdict(v: ImportVerdict) -> dict[str, Any]:
         "capability": v.capability.value,
         "decision": v.decision.value,
         "reason": v.reason,
+        "note": v.note,
         "policy": v.policy,
     }
 

@@ -71,10 +71,17 @@ def _target(console: Console, target: TargetReport, *, show_policy: bool) -> Non
     console.print(head)
     if target.imports:
         table = Table(show_edge=False, pad_edge=False, expand=False)
-        longest = max(len(v.display_name) + len(v.location) + 10 for v in target.imports)
+        longest = max(
+            len(v.display_name) + (len(v.location) + 10 if v.location else 0)
+            for v in target.imports
+        )
+        fixed = max(len(v.capability) for v in target.imports) + 6 + 20 + 12
+        fixed += max(len(v.kind) for v in target.imports)
         table.add_column("capability", no_wrap=True)
         # Names stay whole where they fit: a reader greps for them.
-        table.add_column("import", overflow="fold", min_width=min(longest, console.width // 2))
+        table.add_column(
+            "import", overflow="fold", width=max(16, min(longest + 1, console.width - fixed))
+        )
         table.add_column("kind", no_wrap=True)
         table.add_column("result", no_wrap=True)
         table.add_column("decided by", overflow="fold")
