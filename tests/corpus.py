@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeAlias, TypedDict
 
+from tests import wasmbytes as wb
+
 ASSETS = Path(__file__).parent / "assets"
 WAT_DIR = ASSETS / "wat"
 C_DIR = ASSETS / "c"
@@ -91,7 +93,6 @@ def compile_c(source: Path, output: Path) -> Path:
 
 # -- hand-made modules with the compact import encodings ----------------------
 
-_PREAMBLE = b"\x00asm\x01\x00\x00\x00"
 _I32 = 0x7F
 _FUNC_TYPE = 0x60
 _FUNC, _GLOBAL = 0x00, 0x03
@@ -99,42 +100,21 @@ _COMPACT_ITEMS, _COMPACT_SHARED_TYPE = 0x7F, 0x7E
 _TYPE_SEC, _IMPORT_SEC, _FUNCTION_SEC, _EXPORT_SEC, _CODE_SEC = 1, 2, 3, 7, 10
 
 
-def _uleb(value: int) -> bytes:
-    """Encode an unsigned LEB128 integer."""
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def _name(text: str) -> bytes:
-    return _uleb(len(text.encode())) + text.encode()
-
-
-def _vec(items: Sequence[bytes]) -> bytes:
-    return _uleb(len(items)) + b"".join(items)
-
-
-def _section(section_id: int, *entries: bytes) -> bytes:
-    body = _vec(entries)
-    return bytes([section_id]) + _uleb(len(body)) + body
-
-
 def _func_type(params: int, results: int) -> bytes:
     """A func type over i32 only, enough for these fixtures."""
-    return bytes([_FUNC_TYPE]) + _vec([bytes([_I32])] * params) + _vec([bytes([_I32])] * results)
+    return (
+        bytes([_FUNC_TYPE]) + wb.vec([bytes([_I32])] * params) + wb.vec([bytes([_I32])] * results)
+    )
 
 
 def _func_desc(type_index: int) -> bytes:
-    return bytes([_FUNC]) + _uleb(type_index)
+    return bytes([_FUNC]) + wb.uleb(type_index)
 
 
 def _func_body(instructions: bytes = b"") -> bytes:
     """A size-prefixed function body with no locals, ending in ``end``."""
     body = b"\x00" + instructions + b"\x0b"
-    return _uleb(len(body)) + body
+    return wb.uleb(len(body)) + body
 
 
 def compact_7e_module() -> bytes:
@@ -146,19 +126,19 @@ def compact_7e_module() -> bytes:
     really declared two functions.
     """
     group = (
-        _name("wasi_snapshot_preview1")
-        + _name("")
+        wb.name("wasi_snapshot_preview1")
+        + wb.name("")
         + bytes([_COMPACT_SHARED_TYPE])
         + _func_desc(0)
-        + _vec([_name("sock_accept"), _name("sock_recv")])
+        + wb.vec([wb.name("sock_accept"), wb.name("sock_recv")])
     )
     return (
-        _PREAMBLE
-        + _section(_TYPE_SEC, _func_type(3, 1), _func_type(0, 0))
-        + _section(_IMPORT_SEC, group)
-        + _section(_FUNCTION_SEC, _uleb(1))
-        + _section(_EXPORT_SEC, _name("run") + _func_desc(2))
-        + _section(_CODE_SEC, _func_body())
+        wb.CORE_PREAMBLE
+        + wb.vec_section(_TYPE_SEC, _func_type(3, 1), _func_type(0, 0))
+        + wb.vec_section(_IMPORT_SEC, group)
+        + wb.vec_section(_FUNCTION_SEC, wb.uleb(1))
+        + wb.vec_section(_EXPORT_SEC, wb.name("run") + _func_desc(2))
+        + wb.vec_section(_CODE_SEC, _func_body())
     )
 
 
@@ -171,32 +151,32 @@ def compact_mixed_module() -> bytes:
     ``env.memory``. ``_start`` is function index 3, after the three imported
     functions.
     """
-    plain_func = _name("wasi_snapshot_preview1") + _name("proc_exit") + _func_desc(1)
+    plain_func = wb.name("wasi_snapshot_preview1") + wb.name("proc_exit") + _func_desc(1)
     items_group = (
-        _name("wasi_snapshot_preview1")
-        + _name("")
+        wb.name("wasi_snapshot_preview1")
+        + wb.name("")
         + bytes([_COMPACT_ITEMS])
-        + _vec(
+        + wb.vec(
             [
-                _name("sock_accept") + _func_desc(0),
-                _name("fd_prestat_dir_name") + _func_desc(0),
+                wb.name("sock_accept") + _func_desc(0),
+                wb.name("fd_prestat_dir_name") + _func_desc(0),
             ]
         )
     )
     shared_type_group = (
-        _name("env")
-        + _name("")
+        wb.name("env")
+        + wb.name("")
         + bytes([_COMPACT_SHARED_TYPE, _GLOBAL, _I32, 0x00])
-        + _vec([_name("__memory_base"), _name("__table_base")])
+        + wb.vec([wb.name("__memory_base"), wb.name("__table_base")])
     )
-    plain_memory = _name("env") + _name("memory") + b"\x02\x00\x01"
+    plain_memory = wb.name("env") + wb.name("memory") + b"\x02\x00\x01"
     return (
-        _PREAMBLE
-        + _section(_TYPE_SEC, _func_type(3, 1), _func_type(1, 0), _func_type(0, 0))
-        + _section(_IMPORT_SEC, plain_func, items_group, shared_type_group, plain_memory)
-        + _section(_FUNCTION_SEC, _uleb(2))
-        + _section(_EXPORT_SEC, _name("_start") + _func_desc(3))
-        + _section(_CODE_SEC, _func_body(b"\x41\x00\x10\x00"))  # i32.const 0; call 0
+        wb.CORE_PREAMBLE
+        + wb.vec_section(_TYPE_SEC, _func_type(3, 1), _func_type(1, 0), _func_type(0, 0))
+        + wb.vec_section(_IMPORT_SEC, plain_func, items_group, shared_type_group, plain_memory)
+        + wb.vec_section(_FUNCTION_SEC, wb.uleb(2))
+        + wb.vec_section(_EXPORT_SEC, wb.name("_start") + _func_desc(3))
+        + wb.vec_section(_CODE_SEC, _func_body(b"\x41\x00\x10\x00"))  # i32.const 0; call 0
     )
 
 

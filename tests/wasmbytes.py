@@ -34,6 +34,11 @@ def section(section_id: int, body: bytes) -> bytes:
     return bytes([section_id]) + uleb(len(body)) + body
 
 
+def vec_section(section_id: int, *entries: bytes) -> bytes:
+    """A section whose body is a vector of `entries`."""
+    return section(section_id, vec(entries))
+
+
 def custom_section(section_name: str, payload: bytes) -> bytes:
     """A custom section (id 0)."""
     return section(0, name(section_name) + payload)
