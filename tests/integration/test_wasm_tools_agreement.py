@@ -81,3 +81,15 @@ def test_real_third_party_modules_scan(
     assert run(["scan", "--preset", "wasi-p1-strict", "-f", "json", component]) == 1
     findings = json.loads(capsys.readouterr().out)["targets"][0]["findings"]
     assert "WASM008" in {f["rule"] for f in findings}
+
+
+def test_inspect_json_fits_its_documented_schema(
+    corpus_by_name: dict[str, CorpusEntry], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import jsonschema
+
+    from tests.schemas import doc_schema
+
+    validator = jsonschema.Draft202012Validator(doc_schema("inspect.schema.json"))
+    for entry in corpus_by_name.values():
+        validator.validate(inspect_json(entry, capsys))

@@ -19,12 +19,13 @@ Examples:
 
 
 def inspect(
-    target: Annotated[str, typer.Argument(help="A .wasm module or component.")],
+    target: Annotated[str, typer.Argument(help="A .wasm module or component.", metavar="FILE")],
     fmt: Annotated[
         TableOrJson, typer.Option("--format", "-f", help="Output format.")
     ] = TableOrJson.TABLE,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")
+        Path | None,
+        typer.Option("--output", "-o", help="Write to FILE instead of stdout.", metavar="FILE"),
     ] = None,
 ) -> None:
     """Show a module's imports with their capability, exports, custom sections, nesting.

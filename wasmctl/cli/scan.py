@@ -26,16 +26,18 @@ Exit codes: 0 allowed, 1 denied, 2 malformed or unreadable input.
 
 def scan(
     targets: Annotated[
-        list[str], typer.Argument(help="Files, or directories searched for *.wasm.")
+        list[str],
+        typer.Argument(help="Files, or directories searched for *.wasm.", metavar="TARGET"),
     ],
     policy: Annotated[
         list[Path] | None,
-        typer.Option("--policy", "-p", help="A policy file (YAML); repeatable."),
+        typer.Option("--policy", "-p", help="A policy file (YAML); repeatable.", metavar="FILE"),
     ] = None,
     preset: Annotated[
         list[str] | None,
         typer.Option(
             "--preset",
+            metavar="NAME",
             help=f"A built-in policy: {', '.join(PRESET_NAMES)}; repeatable.",
             autocompletion=lambda: list(PRESET_NAMES),
         ),
@@ -44,19 +46,21 @@ def scan(
         list[str] | None,
         typer.Option(
             "--allow",
+            metavar="RULE",
             help="Also allow a capability (network.socket) or an import "
             "glob (env:proxy_*); overrides the policies.",
         ),
     ] = None,
     deny: Annotated[
         list[str] | None,
-        typer.Option("--deny", help="Also deny a capability or an import glob."),
+        typer.Option("--deny", help="Also deny a capability or an import glob.", metavar="RULE"),
     ] = None,
     fmt: Annotated[
         ScanFormat, typer.Option("--format", "-f", help="Output format.")
     ] = ScanFormat.TABLE,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")
+        Path | None,
+        typer.Option("--output", "-o", help="Write to FILE instead of stdout.", metavar="FILE"),
     ] = None,
 ) -> None:
     """Check modules' imports against a policy; every finding is reported.
