@@ -144,3 +144,20 @@ def test_no_color_when_piped(wat: Wat) -> None:
         check=False,
     )
     assert "\x1b[" not in proc.stdout
+
+
+def test_inspect_table_shows_producers_imports_and_nesting(
+    wat: Wat, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = wat(
+        """(component
+             (import "wasi:sockets/tcp@0.2.0" (instance))
+             (core module $inner (import "env\\1b[31m" "f" (func)))
+             (@producers (processed-by "wit-component" "0.262.0")))"""
+    )
+    assert run(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "processed-by  wit-component 0.262.0" in out
+    assert "wasi:sockets/tcp@0.2.0" in out and "network.socket" in out
+    assert f"{path} /0" in out
+    assert "\x1b" not in out and "env\\x1b[31m:f" in out

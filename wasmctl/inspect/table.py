@@ -32,16 +32,15 @@ def _unit(console: Console, info: dict[str, Any], root: str, path: str) -> None:
     head = Text(f"{root} {path}" if path else root, style="bold")
     head.append(f"  {info['kind']}, {info['size']:,} bytes")
     console.print(head)
-    console.print(f"  sha256   {info['sha256']}")
+    _field(console, "sha256", info["sha256"])
     if info.get("name"):
-        console.print(Text(f"  name     {printable(info['name'])}"))
+        _field(console, "name", info["name"])
     for field, values in info["producers"].items():
-        listed = ", ".join(printable(f"{v['name']} {v['version']}".strip()) for v in values)
-        console.print(Text(f"  {field:<9}{listed}"))
+        _field(console, field, ", ".join(f"{v['name']} {v['version']}".strip() for v in values))
     if info["target_features"]:
-        console.print(Text("  features " + " ".join(info["target_features"])))
+        _field(console, "features", " ".join(info["target_features"]))
     if info.get("start") is not None:
-        console.print(f"  start    func {info['start']}")
+        _field(console, "start", f"func {info['start']}")
     if info["imports"]:
         table = _table("import", "kind", "capability")
         for e in info["imports"]:
@@ -65,6 +64,10 @@ def _unit(console: Console, info: dict[str, Any], root: str, path: str) -> None:
     console.print()
     for i, child in enumerate(info.get("nested", [])):
         _unit(console, child, root=root, path=f"{path}/{i}")
+
+
+def _field(console: Console, label: str, value: str) -> None:
+    console.print(Text(f"  {printable(label):<13} {printable(value)}"))
 
 
 def _table(*columns: str) -> Table:
