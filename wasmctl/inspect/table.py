@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from wasmctl._console import string_console
 from wasmctl._text import printable
 
 
 def render_module_table(info: dict[str, Any], *, color: bool = False, width: int = 100) -> str:
     """`describe_file` output as text: summary, imports, exports, custom sections, nesting."""
-    buffer = io.StringIO()
-    console = Console(
-        file=buffer,
-        width=width,
-        force_terminal=color,
-        no_color=not color,
-        color_system="standard" if color else None,
-        highlight=False,
-        emoji=False,
-    )
+    console, buffer = string_console(color=color, width=width)
     _unit(console, info, root=printable(info.get("path", "")), path="")
     return buffer.getvalue()
 

@@ -183,6 +183,33 @@ class _SectionSink:
         self.producers: tuple[ProducerField, ...] = ()
         self.features: tuple[TargetFeature, ...] = ()
 
+    def module(
+        self,
+        kind: ModuleKind,
+        start: int,
+        end: int,
+        version: int,
+        *,
+        start_func: int | None = None,
+        nested: tuple[Module, ...] = (),
+    ) -> Module:
+        """The frozen result of a section walk over `data[start:end]`."""
+        return Module(
+            kind=kind,
+            offset=start,
+            size=end - start,
+            version=version,
+            sections=tuple(self.sections),
+            imports=tuple(self.imports),
+            exports=tuple(self.exports),
+            custom_sections=tuple(self.customs),
+            start=start_func,
+            name=self.name,
+            producers=self.producers,
+            target_features=self.features,
+            nested=nested,
+        )
+
     def custom(self, body: Reader, *, component: bool) -> None:
         section_name = body.name()
         payload = Reader(body.data, body.pos, body.end)
@@ -249,20 +276,7 @@ def _parse_core(r: Reader, start: int, version: int) -> Module:
             continue
         if not body.at_end():
             raise body.error(f"section id {section_id} is longer than its contents")
-    return Module(
-        kind=ModuleKind.MODULE,
-        offset=start,
-        size=r.pos - start,
-        version=version,
-        sections=tuple(sink.sections),
-        imports=tuple(sink.imports),
-        exports=tuple(sink.exports),
-        custom_sections=tuple(sink.customs),
-        start=start_func,
-        name=sink.name,
-        producers=sink.producers,
-        target_features=sink.features,
-    )
+    return sink.module(ModuleKind.MODULE, start, r.pos, version, start_func=start_func)
 
 
 def _core_imports(r: Reader, out: list[ImportEntry]) -> None:
@@ -391,19 +405,7 @@ def _parse_component(r: Reader, start: int, version: int, budget: _Budget, depth
             continue
         if not body.at_end():
             raise body.error(f"section id {section_id} is longer than its contents")
-    return Module(
-        kind=ModuleKind.COMPONENT,
-        offset=start,
-        size=r.pos - start,
-        version=version,
-        sections=tuple(sink.sections),
-        imports=tuple(sink.imports),
-        exports=tuple(sink.exports),
-        custom_sections=tuple(sink.customs),
-        name=sink.name,
-        producers=sink.producers,
-        nested=tuple(nested),
-    )
+    return sink.module(ModuleKind.COMPONENT, start, r.pos, version, nested=tuple(nested))
 
 
 def _extern_name(r: Reader) -> str:

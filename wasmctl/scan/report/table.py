@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import io
-
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from wasmctl._console import string_console
 from wasmctl._text import printable
 from wasmctl.scan.capabilities import Capability
 from wasmctl.scan.model import Level, ScanReport, TargetReport, Verdict
@@ -30,16 +29,7 @@ _CAPABILITY_ORDER = {c: i for i, c in enumerate(Capability)}
 
 def render_table(report: ScanReport, *, color: bool = False, width: int = 100) -> str:
     """The report as text tables, one per target, and a summary line."""
-    buffer = io.StringIO()
-    console = Console(
-        file=buffer,
-        width=width,
-        force_terminal=color,
-        no_color=not color,
-        color_system="standard" if color else None,
-        highlight=False,
-        emoji=False,
-    )
+    console, buffer = string_console(color=color, width=width)
     for target in report.targets:
         _target(console, target, show_policy=len(report.policies) > 1)
     summary = Text(
