@@ -64,11 +64,12 @@ class ImportEntry:
 
 @dataclass(frozen=True, slots=True)
 class ExportEntry:
-    """One export: its name and kind."""
+    """One export: its name, kind, and the index it exports in that kind's index space."""
 
     name: str
     kind: ExternKind
     offset: int
+    index: int = 0
 
 
 @dataclass(frozen=True, slots=True)

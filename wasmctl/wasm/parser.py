@@ -375,8 +375,7 @@ def _core_exports(r: Reader, out: list[ExportEntry]) -> None:
         kind = _CORE_EXPORT_KINDS.get(r.byte())
         if kind is None:
             raise r.error("unknown export kind", kind_at)
-        r.uleb()
-        out.append(ExportEntry(name, kind, at))
+        out.append(ExportEntry(name, kind, at, r.uleb()))
 
 
 def _parse_component(r: Reader, start: int, version: int, budget: _Budget, depth: int) -> Module:
@@ -471,11 +470,58 @@ def _component_exports(r: Reader, out: list[ExportEntry]) -> None:
         kind = _CORE_SORTS.get(r.byte()) if sort == 0x00 else _COMPONENT_SORTS.get(sort)
         if kind is None:
             raise r.error("unknown export sort", sort_at)
-        r.uleb()
+        index = r.uleb()
         has_type_at = r.pos
         has_type = r.byte()
         if has_type == 0x01:
             _component_externtype(r)
         elif has_type != 0x00:
             raise r.error("bad optional export type flag", has_type_at)
-        out.append(ExportEntry(name, kind, at))
+        out.append(ExportEntry(name, kind, at, index))
+
+
+def exported_i32_global(data: Buffer, module: Module, export: str) -> int | None:
+    """The `i32.const` initial value of an exported, module-defined global, if it has one.
+
+    OPA records its Wasm ABI version this way (`opa_wasm_abi_version`). Only the global
+    section is read, up to the global wanted.
+    """
+    entry = next(
+        (e for e in module.exports if e.name == export and e.kind is ExternKind.GLOBAL), None
+    )
+    section = next((s for s in module.sections if s.id == 6), None)
+    if entry is None or section is None or module.is_component:
+        return None
+    position = entry.index - sum(1 for i in module.imports if i.kind is ExternKind.GLOBAL)
+    if position < 0:
+        return None  # an imported global: its value is the host's
+    r = Reader(data, section.offset, section.offset + section.size)
+    for i in range(r.count("globals", MAX_IMPORTS, 3)):
+        _valtype(r)
+        r.byte()
+        if i == position:
+            return r.sleb(32) if r.byte() == 0x41 else None  # i32.const
+        _skip_const_expr(r)
+    return None
+
+
+def _skip_const_expr(r: Reader) -> None:
+    """Skip a constant expression: simple instructions up to `end` (0x0b)."""
+    while True:
+        op = r.byte()
+        if op == 0x0B:
+            return
+        if op == 0x41:  # i32.const
+            r.sleb(32)
+        elif op in (0x23, 0xD2):  # global.get, ref.func
+            r.uleb()
+        elif op == 0x42:  # i64.const
+            r.sleb(64)
+        elif op == 0x43:
+            r.skip(4)
+        elif op == 0x44:
+            r.skip(8)
+        elif op == 0xD0:  # ref.null heaptype
+            r.sleb(33)
+        else:
+            raise r.error(f"unsupported opcode 0x{op:02x} in a constant expression")

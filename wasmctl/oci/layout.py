@@ -1,0 +1,444 @@
+"""OCI image layout directories (`oci-layout`, `index.json`, `blobs/sha256/`) and their tars.
+
+Writes are transactions: blobs are staged under temporary names and renamed into place, and
+`index.json` is replaced last, atomically, so a failure leaves the layout as it was. A layout
+is locked (`flock` on its directory) while a transaction commits. Blob digests are verified on
+every read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import mmap
+import os
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from wasmctl.errors import InputError
+from wasmctl.oci import media_types as mt
+from wasmctl.oci.models import (
+    Descriptor,
+    Index,
+    ManifestError,
+    canonical_json,
+    check_digest,
+    sha256_digest,
+)
+from wasmctl.oci.reference import DEFAULT_TAG, LayoutReference
+
+FICLONE = 0x40049409  # linux/fs.h: share the source's extents (copy-on-write reflink)
+CHUNK = 1 << 20
+MAX_ARCHIVE_MEMBERS = 100_000
+
+
+class LayoutError(InputError):
+    """An OCI layout that is missing, malformed, or lacks what was asked for."""
+
+
+class OCILayout:
+    """An OCI image layout directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    # -- opening ------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, root: Path) -> OCILayout:
+        """An existing layout; refuses a directory that is not one."""
+        marker = root / "oci-layout"
+        try:
+            data = json.loads(marker.read_bytes())
+        except FileNotFoundError:
+            raise LayoutError(
+                f"{root}: not an OCI layout (no oci-layout file)",
+                hint="build into it first, or check the path",
+            ) from None
+        except (OSError, ValueError) as e:
+            raise LayoutError(f"{root}: cannot read oci-layout: {e}") from None
+        if not isinstance(data, dict) or data.get("imageLayoutVersion") != mt.OCI_LAYOUT_VERSION:
+            raise LayoutError(f"{root}: unsupported oci-layout {data!r}")
+        return cls(root)
+
+    @property
+    def blobs(self) -> Path:
+        """`blobs/sha256`."""
+        return self.root / "blobs" / "sha256"
+
+    def blob_path(self, digest: str) -> Path:
+        """Where the blob of `digest` is stored."""
+        return self.blobs / check_digest(digest).split(":", 1)[1]
+
+    def has_blob(self, digest: str) -> bool:
+        """True when the blob is present."""
+        return self.blob_path(digest).is_file()
+
+    # -- reading ------------------------------------------------------------------------
+
+    def read_blob(self, descriptor: Descriptor, *, limit: int = 64 << 20) -> bytes:
+        """A small blob's bytes, checked against the descriptor's size and digest."""
+        if descriptor.size > limit:
+            raise LayoutError(f"blob {descriptor.digest} is {descriptor.size} bytes; limit {limit}")
+        path = self.blob_path(descriptor.digest)
+        try:
+            with path.open("rb") as f:
+                data = f.read(limit + 1)
+        except FileNotFoundError:
+            raise LayoutError(f"{self.root}: blob {descriptor.digest} is missing") from None
+        except OSError as e:
+            raise LayoutError(f"{self.root}: cannot read blob {descriptor.digest}: {e}") from None
+        if len(data) != descriptor.size or sha256_digest(data) != descriptor.digest:
+            raise LayoutError(
+                f"{self.root}: blob {descriptor.digest} does not match its digest or size"
+            )
+        return data
+
+    def verify_blob(self, descriptor: Descriptor) -> Path:
+        """The path of a blob after streaming it once to check size and digest."""
+        path = self.blob_path(descriptor.digest)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise LayoutError(f"{self.root}: blob {descriptor.digest} is missing") from None
+        if size != descriptor.size or _file_digest(path) != descriptor.digest:
+            raise LayoutError(
+                f"{self.root}: blob {descriptor.digest} does not match its digest or size"
+            )
+        return path
+
+    def index(self) -> Index:
+        """`index.json`."""
+        try:
+            raw = (self.root / "index.json").read_bytes()
+        except FileNotFoundError:
+            raise LayoutError(f"{self.root}: no index.json") from None
+        try:
+            return Index.from_bytes(raw)
+        except ManifestError as e:
+            raise LayoutError(f"{self.root}/index.json: {e.message}") from None
+
+    def tags(self) -> list[str]:
+        """The tags (`org.opencontainers.image.ref.name`) in `index.json`."""
+        return [
+            d.annotations[mt.ANNOTATION_REF_NAME]
+            for d in self.index().manifests
+            if mt.ANNOTATION_REF_NAME in d.annotations
+        ]
+
+    def resolve(self, tag: str | None = None, digest: str | None = None) -> Descriptor:
+        """The `index.json` entry for a tag or digest; with neither, the only image."""
+        manifests = self.index().manifests
+        if digest is not None:
+            for d in manifests:
+                if d.digest == digest:
+                    return d
+            path = self.blob_path(digest)
+            if path.is_file():  # a manifest that is stored but not listed (a child of an index)
+                raw = path.read_bytes()
+                data = json.loads(raw) if raw[:1] == b"{" else {}
+                media_type = data.get("mediaType") or (
+                    mt.OCI_INDEX if "manifests" in data else mt.OCI_MANIFEST
+                )
+                return Descriptor(media_type, digest, len(raw))
+            raise LayoutError(f"{self.root}: no manifest {digest}")
+        if tag is None:
+            if len(manifests) == 1:
+                return manifests[0]
+            tag = DEFAULT_TAG
+        for d in manifests:
+            if d.annotations.get(mt.ANNOTATION_REF_NAME) == tag:
+                return d
+        known = ", ".join(self.tags()) or "none"
+        raise LayoutError(f"{self.root}: no tag {tag!r} (tags: {known})")
+
+    # -- writing ------------------------------------------------------------------------
+
+    @classmethod
+    @contextlib.contextmanager
+    def writer(cls, root: Path) -> Iterator[LayoutWriter]:
+        """A transaction on a layout, created if missing; commits when the block succeeds."""
+        created_root = not root.exists()
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            if not (root / "oci-layout").exists() and any(root.iterdir()):
+                raise LayoutError(
+                    f"{root}: exists, is not empty, and is not an OCI layout",
+                    hint="give a new or empty directory",
+                )
+        except OSError as e:
+            raise LayoutError(f"cannot create layout {root}: {e.strerror or e}") from None
+        writer = LayoutWriter(cls(root))
+        try:
+            with _locked(root):
+                yield writer
+                writer.commit()
+        except BaseException:
+            writer.abort()
+            if created_root:
+                shutil.rmtree(root, ignore_errors=True)
+            raise
+
+
+class LayoutWriter:
+    """Stages blobs and tags; `commit` makes them visible, `abort` removes every trace."""
+
+    def __init__(self, layout: OCILayout) -> None:
+        self.layout = layout
+        self._staged: dict[str, Path] = {}
+        self._committed: list[Path] = []
+        self._tags: list[tuple[Descriptor, str | None]] = []
+        self._scratch: Path | None = None
+
+    @property
+    def scratch(self) -> Path:
+        """A private directory inside the layout for staged files (same filesystem)."""
+        if self._scratch is None:
+            self.layout.root.mkdir(parents=True, exist_ok=True)
+            self._scratch = Path(tempfile.mkdtemp(prefix=".wasmctl-", dir=self.layout.root))
+        return self._scratch
+
+    def add_bytes(self, media_type: str, data: bytes, **kw: object) -> Descriptor:
+        """Stage a small blob (a config or manifest)."""
+        descriptor = Descriptor.of(media_type, data, **kw)  # type: ignore[arg-type]
+        if descriptor.digest not in self._staged and not self.layout.has_blob(descriptor.digest):
+            staged = self.scratch / f"{len(self._staged)}.blob"
+            staged.write_bytes(data)
+            self._staged[descriptor.digest] = staged
+        return descriptor
+
+    def add_file(self, media_type: str, source: Path, **kw: object) -> Descriptor:
+        """Stage a file as a blob: a reflink where the filesystem can, else a copy.
+
+        The digest is taken of the staged copy, so the blob is exactly what was hashed even if
+        the source changes meanwhile.
+        """
+        staged = self.scratch / f"{len(self._staged)}.blob"
+        clone_or_copy(source, staged)
+        return self.adopt(media_type, staged, **kw)
+
+    def adopt(self, media_type: str, staged: Path, **kw: object) -> Descriptor:
+        """Stage a file already written inside `scratch`."""
+        digest = _file_digest(staged)
+        descriptor = Descriptor(media_type, digest, staged.stat().st_size, **kw)  # type: ignore[arg-type]
+        if digest in self._staged or self.layout.has_blob(digest):
+            staged.unlink()
+        else:
+            self._staged[digest] = staged
+        return descriptor
+
+    def tag(self, descriptor: Descriptor, tag: str | None) -> None:
+        """List a manifest or index in `index.json`, under `tag` if given."""
+        self._tags.append((descriptor, tag))
+
+    def commit(self) -> None:
+        """Move staged blobs into place, then replace `index.json`."""
+        layout = self.layout
+        marker = layout.root / "oci-layout"
+        if not marker.exists():
+            _atomic_write(marker, canonical_json({"imageLayoutVersion": mt.OCI_LAYOUT_VERSION}))
+        layout.blobs.mkdir(parents=True, exist_ok=True)
+        for digest, staged in self._staged.items():
+            target = layout.blob_path(digest)
+            if not target.exists():
+                os.chmod(staged, 0o644)
+                os.replace(staged, target)
+                self._committed.append(target)
+        self._staged.clear()
+        if self._tags or not (layout.root / "index.json").exists():
+            _atomic_write(layout.root / "index.json", self._updated_index().to_bytes())
+        self._committed.clear()
+        self._remove_scratch()
+
+    def abort(self) -> None:
+        """Remove what this transaction staged or moved; `index.json` is untouched."""
+        for path in self._committed:
+            path.unlink(missing_ok=True)
+        self._remove_scratch()
+
+    def _remove_scratch(self) -> None:
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+
+    def _updated_index(self) -> Index:
+        try:
+            manifests = list(self.layout.index().manifests)
+        except LayoutError:
+            if (self.layout.root / "index.json").exists():
+                raise
+            manifests = []
+        for descriptor, tag in self._tags:
+            annotations = dict(descriptor.annotations)
+            if tag is not None:
+                annotations[mt.ANNOTATION_REF_NAME] = tag
+                manifests = [
+                    d for d in manifests if d.annotations.get(mt.ANNOTATION_REF_NAME) != tag
+                ]
+            elif any(d.digest == descriptor.digest for d in manifests):
+                continue
+            manifests.append(
+                Descriptor(
+                    descriptor.media_type,
+                    descriptor.digest,
+                    descriptor.size,
+                    annotations,
+                    descriptor.artifact_type,
+                    descriptor.platform,
+                )
+            )
+        return Index(tuple(manifests), media_type=mt.OCI_INDEX)
+
+
+# -- archives (`oci-archive:`) ------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def layout_for_reading(ref: LayoutReference) -> Iterator[OCILayout]:
+    """The layout of a reference; an archive is unpacked into a temporary directory."""
+    if not ref.archive:
+        yield OCILayout.open(ref.path)
+        return
+    with tempfile.TemporaryDirectory(prefix="wasmctl-archive-") as tmp:
+        extract_archive(ref.path, Path(tmp))
+        yield OCILayout.open(Path(tmp))
+
+
+@contextlib.contextmanager
+def layout_for_writing(ref: LayoutReference) -> Iterator[LayoutWriter]:
+    """A write transaction on a layout; for an archive, the tar is rewritten on success."""
+    if not ref.archive:
+        with OCILayout.writer(ref.path) as writer:
+            yield writer
+        return
+    with tempfile.TemporaryDirectory(prefix="wasmctl-archive-") as tmp:
+        root = Path(tmp) / "layout"
+        if ref.path.exists():
+            extract_archive(ref.path, root)
+        with OCILayout.writer(root) as writer:
+            yield writer
+        write_archive(root, ref.path)
+
+
+def extract_archive(archive: Path, dest: Path) -> None:
+    """Unpack an OCI layout tar, refusing links, devices and paths that leave `dest`."""
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            for count, member in enumerate(tar):
+                if count >= MAX_ARCHIVE_MEMBERS:
+                    raise LayoutError(f"{archive}: more than {MAX_ARCHIVE_MEMBERS} entries")
+                name = _safe_member_name(member.name, archive)
+                if name is None:
+                    continue
+                target = dest.joinpath(*name.parts)
+                if member.isdir():
+                    target.mkdir(parents=True, exist_ok=True)
+                elif member.isfile():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    source = tar.extractfile(member)
+                    if source is None:
+                        raise LayoutError(f"{archive}: cannot read {member.name}")
+                    with source, target.open("wb") as out:
+                        shutil.copyfileobj(source, out, CHUNK)
+                else:
+                    raise LayoutError(f"{archive}: {member.name} is not a regular file")
+    except FileNotFoundError:
+        raise LayoutError(f"{archive}: no such archive") from None
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise LayoutError(f"{archive}: not a readable tar archive: {e}") from None
+
+
+def _safe_member_name(name: str, archive: Path) -> PurePosixPath | None:
+    path = PurePosixPath(name)
+    parts = [p for p in path.parts if p not in ("", ".")]
+    if path.is_absolute() or ".." in parts:
+        raise LayoutError(f"{archive}: entry {name!r} would escape the layout")
+    return PurePosixPath(*parts) if parts else None
+
+
+def write_archive(root: Path, archive: Path) -> None:
+    """Tar a layout reproducibly (sorted entries, fixed owner and mtime) and replace `archive`."""
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{archive.name}.", dir=archive.parent)
+    try:
+        with (
+            os.fdopen(fd, "wb") as f,
+            tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as tar,
+        ):
+            for path in sorted(root.rglob("*")):
+                rel = path.relative_to(root).as_posix()
+                if rel.startswith(".wasmctl-"):
+                    continue
+                info = tar.gettarinfo(str(path), arcname=rel)
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                info.mtime = 0
+                info.mode = 0o755 if info.isdir() else 0o644
+                if info.isfile():
+                    with path.open("rb") as content:
+                        tar.addfile(info, content)
+                else:
+                    tar.addfile(info)
+        os.replace(tmp, archive)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# -- files -------------------------------------------------------------------------------
+
+
+def clone_or_copy(source: Path, target: Path) -> None:
+    """Copy `source` to `target`, sharing extents (reflink) where the filesystem allows."""
+    with source.open("rb") as src, target.open("wb") as dst:
+        try:
+            fcntl.ioctl(dst.fileno(), FICLONE, src.fileno())
+            return
+        except OSError as e:
+            if e.errno not in (errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTTY):
+                raise
+        shutil.copyfileobj(src, dst, CHUNK)
+
+
+def _file_digest(path: Path) -> str:
+    with path.open("rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            return sha256_digest(b"")
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def open_blob(layout: OCILayout, descriptor: Descriptor) -> BinaryIO:
+    """A blob opened for reading (not verified; see `verify_blob`)."""
+    return layout.blob_path(descriptor.digest).open("rb")

@@ -1,0 +1,161 @@
+"""References: `oci:PATH[:TAG|@DIGEST]`, `oci-archive:FILE[:TAG]` and registry references.
+
+Registry references follow docker's rules (distribution/reference): `[REGISTRY/]REPO[:TAG]
+[@DIGEST]`, where the first path component is a registry when it contains `.` or `:` or is
+`localhost`; otherwise the registry is `docker.io` and a one-component repository gets the
+`library/` prefix. Layout references split the path from the tag at the first `:`, as skopeo's
+`oci:` transport does, so a path cannot contain `:`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from wasmctl.errors import InputError
+
+DEFAULT_TAG = "latest"
+DOCKER_HUB = "docker.io"
+_LEGACY_HUBS = ("index.docker.io", "registry-1.docker.io")
+
+_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
+REPOSITORY_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-fA-F0-9]{32,}$")
+_HOST_RE = re.compile(
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+    r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]+)?$"
+)
+MAX_NAME_LENGTH = 255
+
+
+class InvalidReferenceError(InputError):
+    """A reference that cannot be parsed."""
+
+
+@dataclass(frozen=True, slots=True)
+class LayoutReference:
+    """An image in an OCI layout directory (`oci:`) or a tar of one (`oci-archive:`)."""
+
+    path: Path
+    tag: str | None = None
+    digest: str | None = None
+    archive: bool = False
+
+    @property
+    def transport(self) -> str:
+        """`oci` or `oci-archive`."""
+        return "oci-archive" if self.archive else "oci"
+
+    def with_tag(self, tag: str | None) -> LayoutReference:
+        """The same layout, another tag."""
+        return LayoutReference(self.path, tag, None, self.archive)
+
+    def __str__(self) -> str:
+        suffix = f"@{self.digest}" if self.digest else f":{self.tag}" if self.tag else ""
+        return f"{self.transport}:{self.path}{suffix}"
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryReference:
+    """An image in a registry, normalised (`docker.io/library/alpine:latest`)."""
+
+    registry: str
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @property
+    def name(self) -> str:
+        """`registry/repository`."""
+        return f"{self.registry}/{self.repository}"
+
+    def __str__(self) -> str:
+        out = self.name
+        if self.tag:
+            out += f":{self.tag}"
+        if self.digest:
+            out += f"@{self.digest}"
+        return out
+
+
+Reference = LayoutReference | RegistryReference
+
+
+def is_layout_reference(text: str) -> bool:
+    """True for `oci:` and `oci-archive:` references."""
+    return text.startswith(("oci:", "oci-archive:"))
+
+
+def parse_reference(text: str) -> Reference:
+    """Any reference wasmctl understands."""
+    if text.startswith("oci-archive:"):
+        return _parse_layout(text[len("oci-archive:") :], text, archive=True)
+    if text.startswith("oci:"):
+        return _parse_layout(text[len("oci:") :], text, archive=False)
+    if text.startswith("docker://"):
+        text = text[len("docker://") :]
+    return parse_registry_reference(text)
+
+
+def _parse_layout(rest: str, original: str, *, archive: bool) -> LayoutReference:
+    digest = None
+    tag = None
+    if "@" in rest:
+        rest, digest = rest.rsplit("@", 1)
+        if not DIGEST_RE.match(digest):
+            raise InvalidReferenceError(f"{original}: bad digest {digest!r}")
+        if archive:
+            raise InvalidReferenceError(
+                f"{original}: oci-archive references take a tag, not a digest"
+            )
+    elif ":" in rest:
+        rest, tag = rest.split(":", 1)
+        if not TAG_RE.match(tag):
+            raise InvalidReferenceError(
+                f"{original}: bad tag {tag!r}",
+                hint="a tag is up to 128 letters, digits, '_', '.' and '-'; a layout path "
+                "cannot contain ':'",
+            )
+    if not rest:
+        raise InvalidReferenceError(f"{original}: no path")
+    return LayoutReference(Path(rest), tag, digest, archive)
+
+
+def parse_registry_reference(text: str) -> RegistryReference:
+    """A docker-style reference, normalised."""
+    original = text
+    if not text or len(text) > 2 * MAX_NAME_LENGTH:
+        raise InvalidReferenceError(f"invalid reference {original!r}")
+    digest = None
+    if "@" in text:
+        text, digest = text.split("@", 1)
+        if not DIGEST_RE.match(digest):
+            raise InvalidReferenceError(f"{original}: bad digest {digest!r}")
+    tag = None
+    slash = text.rfind("/")
+    colon = text.rfind(":")
+    if colon > slash:
+        text, tag = text[:colon], text[colon + 1 :]
+        if not TAG_RE.match(tag):
+            raise InvalidReferenceError(f"{original}: bad tag {tag!r}")
+    first, _, remainder = text.partition("/")
+    if remainder and ("." in first or ":" in first or first == "localhost"):
+        registry, repository = first, remainder
+        if not _HOST_RE.match(registry):
+            raise InvalidReferenceError(f"{original}: bad registry host {registry!r}")
+    else:
+        registry, repository = DOCKER_HUB, text
+    if registry in _LEGACY_HUBS:
+        registry = DOCKER_HUB
+    if registry == DOCKER_HUB and "/" not in repository:
+        repository = f"library/{repository}"
+    if not REPOSITORY_RE.match(repository):
+        hint = "repository names are lowercase" if repository.lower() != repository else None
+        raise InvalidReferenceError(f"{original}: bad repository name {repository!r}", hint=hint)
+    if len(registry) + 1 + len(repository) > MAX_NAME_LENGTH:
+        raise InvalidReferenceError(f"{original}: name longer than {MAX_NAME_LENGTH} characters")
+    if tag is None and digest is None:
+        tag = DEFAULT_TAG
+    return RegistryReference(registry, repository, tag, digest)
