@@ -15,6 +15,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from wasmctl import __version__
+from wasmctl.cli import build as build_cmd
 from wasmctl.cli import inspect as inspect_cmd
 from wasmctl.cli import scan as scan_cmd
 from wasmctl.cli._common import SETTINGS
@@ -57,6 +58,7 @@ def _global(
 
 
 app.command("inspect", epilog=inspect_cmd.EXAMPLES)(inspect_cmd.inspect)
+app.command("build", epilog=build_cmd.EXAMPLES)(build_cmd.build)
 app.command("scan", epilog=scan_cmd.EXAMPLES)(scan_cmd.scan)
 
 

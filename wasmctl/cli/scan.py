@@ -27,7 +27,11 @@ Exit codes: 0 allowed, 1 denied, 2 malformed or unreadable input.
 def scan(
     targets: Annotated[
         list[str],
-        typer.Argument(help="Files, or directories searched for *.wasm.", metavar="TARGET"),
+        typer.Argument(
+            help="Files, directories searched for *.wasm, or artifacts (oci:DIR[:TAG], "
+            "oci-archive:FILE[:TAG]) whose Wasm layers are scanned.",
+            metavar="TARGET",
+        ),
     ],
     policy: Annotated[
         list[Path] | None,

@@ -66,3 +66,59 @@ def _table(*columns: str) -> Table:
     for column in columns:
         table.add_column(column, overflow="fold")
     return table
+
+
+def render_artifact_table(info: dict[str, Any], *, color: bool = False, width: int = 100) -> str:
+    """`describe_artifact` output as text: format, digests, config, layers, index entries."""
+    console, buffer = string_console(color=color, width=width)
+    head = Text(printable(info["reference"]), style="bold")
+    head.append(f"  {info['format']} artifact")
+    console.print(head)
+    _field(console, "digest", info["digest"])
+    _field(console, "media type", info["mediaType"])
+    if info["index"]:
+        _field(console, "manifest", info["manifestDigest"])
+    config = info["config"] or {}
+    for key in ("architecture", "os", "created", "author"):
+        if config.get(key):
+            _field(console, key, str(config[key]))
+    entrypoint = (config.get("config") or {}).get("Entrypoint")
+    if entrypoint:
+        _field(console, "entrypoint", " ".join(map(str, entrypoint)))
+    component = config.get("component")
+    if isinstance(component, dict):
+        for key in ("imports", "exports"):
+            for name in component.get(key) or []:
+                _field(console, key[:-1], str(name))
+        if component.get("target"):
+            _field(console, "target", str(component["target"]))
+    _field(console, "config type", info["manifest"]["config"]["mediaType"])
+    for key, value in sorted((info["manifest"].get("annotations") or {}).items()):
+        _field(console, "annotation", f"{key}={value}")
+    table = _table("layer", "media type", "size", "wasm")
+    for layer in info["layers"]:
+        title = layer["annotations"].get("org.opencontainers.image.title", "")
+        table.add_row(
+            Text(printable(f"{layer['digest'][:19]}… {title}".strip())),
+            Text(printable(layer["mediaType"])),
+            f"{layer['size']:,}",
+            "yes" if layer["wasm"] else "",
+        )
+    console.print(table)
+    if info["index"]:
+        table = _table("index entry", "platform", "role")
+        for entry in info["index"]["manifests"]:
+            platform = entry["platform"] or {}
+            role = (
+                "attestation" if entry["attestation"] else "selected" if entry["selected"] else ""
+            )
+            table.add_row(
+                entry["digest"][:19] + "…",
+                Text(printable(f"{platform.get('os', '?')}/{platform.get('architecture', '?')}"))
+                if platform
+                else "",
+                role,
+            )
+        console.print(Text(f"{info['index']['kind']}:", style="bold"))
+        console.print(table)
+    return buffer.getvalue()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -244,11 +245,15 @@ def scan_file(
 
 
 def scan_paths(targets: Sequence[str | Path], policies: Sequence[Policy]) -> ScanReport:
-    """Scan files and directories (recursively, `*.wasm`) against all `policies`."""
+    """Scan files, directories (recursively, `*.wasm`) and artifacts (`oci:` and
+    `oci-archive:` references: their Wasm layers) against all `policies`."""
     if not policies:
         raise InputError("no policy to scan against")
     reports: list[TargetReport] = []
     for target in targets:
+        if isinstance(target, str) and target.startswith(("oci:", "oci-archive:")):
+            reports.extend(scan_reference(target, policies))
+            continue
         path = Path(target)
         if path.is_dir():
             files = find_wasm_files(path)
@@ -267,6 +272,27 @@ def scan_paths(targets: Sequence[str | Path], policies: Sequence[Policy]) -> Sca
         else:
             reports.append(scan_file(path, policies))
     return ScanReport(tuple(p.name for p in policies), tuple(reports))
+
+
+def scan_reference(text: str, policies: Sequence[Policy]) -> list[TargetReport]:
+    """Scan every module in the Wasm layers of an artifact, whatever its format."""
+    from wasmctl.oci.artifact import extract_modules, open_artifact
+    from wasmctl.oci.reference import LayoutReference, parse_reference
+
+    try:
+        ref = parse_reference(text)
+        if not isinstance(ref, LayoutReference):
+            raise InputError(f"{text}: registry references are not supported here yet")
+        with (
+            tempfile.TemporaryDirectory(prefix="wasmctl-scan-") as work,
+            open_artifact(ref) as (layout, artifact),
+        ):
+            modules = extract_modules(layout, artifact, Path(work))
+            if not modules:
+                raise InputError(f"no Wasm layer in this {artifact.kind} artifact")
+            return [scan_file(m.path, policies, display=m.name) for m in modules]
+    except InputError as e:
+        return [TargetReport(text, None, None, (), (), error=e.message)]
 
 
 def find_wasm_files(root: Path) -> list[Path]:
