@@ -1,0 +1,167 @@
+"""Recognising every Wasm artifact format in the wild, and scanning their Wasm layers.
+
+The samples are built here from the field lists in shared/reference/oci-formats.md §1-§3.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from wasmctl.cli import run
+from wasmctl.oci import media_types as mt
+from wasmctl.oci.artifact import ArtifactKind, IndexKind, open_artifact
+from wasmctl.oci.layout import OCILayout
+from wasmctl.oci.models import Descriptor, Index, Manifest, Platform, canonical_json
+from wasmctl.oci.reference import LayoutReference, parse_reference
+from wasmctl.scan import Verdict, load_preset, scan_paths
+
+EXAMPLES = Path(__file__).parents[3] / "examples" / "modules"
+SERVER = (EXAMPLES / "echo_server.wasm").read_bytes()
+
+
+def tar_gz(name: str, data: bytes) -> bytes:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(raw.getvalue())
+
+
+def write_sample(
+    root: Path, config_type: str, config: bytes, layers: list[tuple[str, bytes]], tag: str = "t"
+) -> Descriptor:
+    with OCILayout.writer(root) as w:
+        config_d = w.add_bytes(config_type, config)
+        layer_ds = tuple(
+            w.add_bytes(media_type, data, annotations={mt.ANNOTATION_TITLE: f"l{i}"})
+            for i, (media_type, data) in enumerate(layers)
+        )
+        manifest = Manifest(config_d, layer_ds)
+        descriptor = w.add_bytes(mt.OCI_MANIFEST, manifest.to_bytes())
+        w.tag(descriptor, tag)
+    return descriptor
+
+
+SAMPLES = {
+    ArtifactKind.WASM: (
+        mt.WASM_CONFIG,
+        canonical_json({"architecture": "wasm", "os": "wasip1", "layerDigests": []}),
+        [(mt.WASM_LAYER, SERVER)],
+    ),
+    ArtifactKind.COMPAT: (
+        mt.OCI_CONFIG,
+        canonical_json({"architecture": "wasm", "os": "wasi", "rootfs": {"type": "layers"}}),
+        [(mt.OCI_LAYER_TAR_GZIP, tar_gz("server.wasm", SERVER))],
+    ),
+    ArtifactKind.WASM_TO_OCI: (
+        mt.WASM_TO_OCI_CONFIG,
+        mt.EMPTY_JSON,
+        [(mt.WASM_CONTENT_LAYER, SERVER)],
+    ),
+    ArtifactKind.SPIN: (
+        mt.OCI_CONFIG,
+        canonical_json(
+            {"architecture": "wasm", "os": "Wasip1",
+             "config": {"Labels": {mt.SPIN_LOCKED_APP_LABEL: "sha256:" + "1" * 64}}}
+        ),
+        [(mt.WASM_CONTENT_LAYER, SERVER), (mt.SPIN_DATA_LAYER, b"static"),
+         (mt.SPIN_LOCKED_APP, b'{"spin_lock_version": 1}')],
+    ),
+    ArtifactKind.WASMCLOUD_LEGACY: (
+        mt.WASMCLOUD_ACTOR_CONFIG,
+        b"{}",
+        [(mt.MODULE_WASM_LAYER, SERVER)],
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", list(SAMPLES), ids=str)
+def test_each_format_is_named_and_its_wasm_scanned(tmp_path: Path, kind: ArtifactKind) -> None:
+    config_type, config, layers = SAMPLES[kind]
+    write_sample(tmp_path / "layout", config_type, config, layers)
+    ref = parse_reference(f"oci:{tmp_path / 'layout'}:t")
+    assert isinstance(ref, LayoutReference)
+    with open_artifact(ref) as (_, artifact):
+        assert artifact.kind is kind
+    report = scan_paths([str(ref)], [load_preset("no-network")])
+    (target,) = report.targets
+    assert target.verdict is Verdict.DENY
+    assert {f.name for f in target.findings} == {"sock_accept", "sock_recv", "sock_send",
+                                                  "sock_shutdown"}  # fmt: skip
+
+
+def test_buildx_index_with_attestations(tmp_path: Path) -> None:
+    root = tmp_path / "layout"
+    config_type, config, layers = SAMPLES[ArtifactKind.COMPAT]
+    image = write_sample(root, config_type, config, layers, tag="image")
+    attestation = write_sample(
+        root, mt.OCI_CONFIG, b'{"architecture":"unknown","os":"unknown"}',
+        [("application/vnd.in-toto+json", b'{"_type": "https://in-toto.io/Statement/v1"}')],
+        tag="att",
+    )  # fmt: skip
+    index = Index(
+        (
+            Descriptor(attestation.media_type, attestation.digest, attestation.size,
+                       {mt.DOCKER_REFERENCE_TYPE: mt.DOCKER_ATTESTATION_MANIFEST,
+                        "vnd.docker.reference.digest": image.digest},
+                       platform=Platform("unknown", "unknown")),
+            Descriptor(image.media_type, image.digest, image.size,
+                       platform=Platform("wasm", "wasi")),
+        )
+    )  # fmt: skip
+    with OCILayout.writer(root) as w:
+        w.tag(w.add_bytes(mt.OCI_INDEX, index.to_bytes()), "buildx")
+    ref = parse_reference(f"oci:{root}:buildx")
+    assert isinstance(ref, LayoutReference)
+    with open_artifact(ref) as (_, artifact):
+        assert artifact.index_kind is IndexKind.BUILDX
+        assert artifact.kind is ArtifactKind.COMPAT
+        assert artifact.manifest_descriptor.digest == image.digest
+        assert [e.attestation for e in artifact.index_entries] == [True, False]
+    assert scan_paths([str(ref)], [load_preset("no-network")]).verdict is Verdict.DENY
+
+
+def test_unknown_artifacts_are_named_and_not_scanned(tmp_path: Path) -> None:
+    write_sample(tmp_path / "l", "application/vnd.example.config", b"{}", [("text/plain", b"hi")])
+    ref = f"oci:{tmp_path / 'l'}:t"
+    (target,) = scan_paths([ref], [load_preset("no-network")]).targets
+    assert target.verdict is Verdict.ERROR and "no Wasm layer" in (target.error or "")
+
+
+def test_a_tampered_layer_is_caught(tmp_path: Path) -> None:
+    config_type, config, layers = SAMPLES[ArtifactKind.COMPAT]
+    descriptor = write_sample(tmp_path / "l", config_type, config, layers)
+    layout = OCILayout.open(tmp_path / "l")
+    manifest = Manifest.from_bytes(layout.read_blob(descriptor))
+    blob = layout.blob_path(manifest.layers[0].digest)
+    blob.chmod(0o644)
+    blob.write_bytes(tar_gz("server.wasm", SERVER.replace(b"sock_accept", b"sock_accepu")))
+    (target,) = scan_paths([f"oci:{tmp_path / 'l'}:t"], [load_preset("no-network")]).targets
+    assert target.verdict is Verdict.ERROR and "does not match" in (target.error or "")
+
+
+def test_inspect_json_of_an_artifact(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config_type, config, layers = SAMPLES[ArtifactKind.WASM_TO_OCI]
+    write_sample(tmp_path / "l", config_type, config, layers)
+    assert run(["inspect", "--format", "json", f"oci:{tmp_path / 'l'}:t"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["format"] == "wasm-to-oci"
+    assert data["config"] == {}
+    assert [layer["wasm"] for layer in data["layers"]] == [True]
+    assert run(["inspect", f"oci:{tmp_path / 'l'}:t"]) == 0
+    assert "wasm-to-oci artifact" in capsys.readouterr().out
+
+
+def test_missing_tags_and_layouts_are_input_errors(tmp_path: Path) -> None:
+    config_type, config, layers = SAMPLES[ArtifactKind.WASM]
+    write_sample(tmp_path / "l", config_type, config, layers)
+    assert run(["inspect", f"oci:{tmp_path / 'l'}:nope"]) == 2
+    assert run(["inspect", f"oci:{tmp_path / 'missing'}:t"]) == 2
+    assert run(["scan", f"oci:{tmp_path / 'l'}:nope"]) == 2
