@@ -165,3 +165,19 @@ def test_missing_tags_and_layouts_are_input_errors(tmp_path: Path) -> None:
     assert run(["inspect", f"oci:{tmp_path / 'l'}:nope"]) == 2
     assert run(["inspect", f"oci:{tmp_path / 'missing'}:t"]) == 2
     assert run(["scan", f"oci:{tmp_path / 'l'}:nope"]) == 2
+
+
+@pytest.mark.parametrize("kind", list(SAMPLES), ids=str)
+def test_inspect_json_fits_its_schema(
+    tmp_path: Path, kind: ArtifactKind, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import jsonschema
+
+    from tests.schemas import doc_schema
+
+    config_type, config, layers = SAMPLES[kind]
+    write_sample(tmp_path / "l", config_type, config, layers)
+    assert run(["inspect", "--format", "json", f"oci:{tmp_path / 'l'}:t"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    jsonschema.validate(data, doc_schema("inspect-artifact.schema.json"))
+    assert data["format"] == kind.value
