@@ -40,6 +40,11 @@ NOT_INSTALLED = (
 )
 # Environment variables of buildah and containers/* that would change what is built or read.
 FOREIGN_ENV = ("BUILDAH_", "CONTAINERS_", "REGISTRIES_CONFIG_PATH", "STORAGE_")
+# What buildah 1.28 writes on each way into the layout (wasmctl reads both)
+LAYER_TYPES = {
+    "build": "application/vnd.oci.image.layer.v1.tar",
+    "push": "application/vnd.oci.image.layer.v1.tar+gzip",
+}
 NETWORK_IMPORTS = {"sock_accept", "sock_recv", "sock_send", "sock_shutdown"}
 
 Buildah = Callable[..., str]
@@ -171,7 +176,10 @@ def decisions(report: dict[str, Any]) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("route", ["build", "push"])
 @pytest.mark.parametrize(
     ("module", "exit_code", "denied"),
-    [("echo_server.wasm", 1, NETWORK_IMPORTS), ("hello.wasm", 0, set())],
+    [
+        pytest.param("echo_server.wasm", 1, NETWORK_IMPORTS, id="echo_server"),
+        pytest.param("hello.wasm", 0, set(), id="hello"),
+    ],
 )
 def test_buildah_image_is_compat_and_scans_like_wasmctl_compat(
     buildah: Buildah,
@@ -191,6 +199,9 @@ def test_buildah_image_is_compat_and_scans_like_wasmctl_compat(
     code, info = wasmctl_json(capsys, "inspect", "--format", "json", theirs)
     assert code == 0
     assert info["format"] == "compat"
+    (layer,) = info["layers"]
+    assert layer["wasm"] is True
+    assert layer["mediaType"] == LAYER_TYPES[route]
     # ... whose config says what ours says to a runtime
     _, own_info = wasmctl_json(capsys, "inspect", "--format", "json", ours)
     for doc in (info, own_info):
