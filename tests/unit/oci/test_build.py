@@ -37,7 +37,7 @@ GOLDEN = {
     (
         "hello.wasm",
         "compat",
-    ): "sha256:ae61d6f109b323889f44410fdeb14b0a41ccb775ca1990dd43e3e624e558b35e",
+    ): "sha256:423c83f90eb403e9f5e03df257ba1779be7cf1adc4c2f5568c85d1274543090b",
 }
 
 
