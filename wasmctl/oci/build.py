@@ -13,7 +13,6 @@ JSON is canonical, the tar has fixed owners, modes and times, and gzip's header 
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import hashlib
 import io
@@ -38,9 +37,10 @@ from wasmctl.wasm.model import Module
 from wasmctl.wasm.parser import exported_i32_global, open_binary, parse
 
 # Part of the format: another level, or another block size in pgzip, gives another digest.
-# Level 3 with every core compresses python.wasm (99 MB) faster than buildah builds it and to
-# within 7% of its size (benchmarks/build_vs_peers.sh).
-GZIP_LEVEL = 3
+# Level 4 on every core packs python.wasm (99 MB) in 0.83x buildah's time, to within 1.2% of
+# its layer size; level 5 is as slow as buildah, level 6 1.5x (benchmarks/build_vs_peers.sh).
+GZIP_LEVEL = 4
+CHUNK = 1 << 20
 COMPAT_VARIANT = "compat-smart"
 
 # wasm-metadata's custom sections (`wasm-tools metadata add`) and the annotation each fills
@@ -284,17 +284,20 @@ def _write_layer(module_path: Path, title: str, target: Path, epoch: int) -> str
     info.uid = info.gid = 0
     info.uname = info.gname = ""
     info.type = tarfile.REGTYPE
-    with contextlib.ExitStack() as stack:  # closed in reverse: tar, then gzip, then file
-        out = stack.enter_context(target.open("wb"))
-        compressed = stack.enter_context(ParallelGzipWriter(out.write, GZIP_LEVEL))
+    with target.open("wb") as out, ParallelGzipWriter(out.write, GZIP_LEVEL) as compressed:
         uncompressed = _Hashing(compressed)
-        tar = stack.enter_context(
-            tarfile.open(
-                fileobj=uncompressed, mode="w|", format=tarfile.USTAR_FORMAT, bufsize=1 << 20
-            )
-        )
-        body = stack.enter_context(module_path.open("rb"))
-        tar.addfile(info, body)
-        if body.tell() != size:
+        # The tar is written by hand (header, body, padding, end blocks, record padding): the
+        # same bytes tarfile's stream writer makes, without its extra copy of every block.
+        header = info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict")
+        uncompressed.write(header)
+        copied = 0
+        with module_path.open("rb") as body:
+            while chunk := body.read(CHUNK):
+                uncompressed.write(chunk)
+                copied += len(chunk)
+        if copied != size:
             raise InputError(f"{module_path} changed while it was being packed")
+        total = len(header) + size + (-size % tarfile.BLOCKSIZE) + 2 * tarfile.BLOCKSIZE
+        uncompressed.write(bytes(-size % tarfile.BLOCKSIZE + 2 * tarfile.BLOCKSIZE))
+        uncompressed.write(bytes(-total % tarfile.RECORDSIZE))
     return "sha256:" + uncompressed.hash.hexdigest()

@@ -37,7 +37,7 @@ GOLDEN = {
     (
         "hello.wasm",
         "compat",
-    ): "sha256:423c83f90eb403e9f5e03df257ba1779be7cf1adc4c2f5568c85d1274543090b",
+    ): "sha256:8341a807860d12662bb9e15fac4ff9ba7c8234b4e35994119ece2aa8fc4aab98",
 }
 
 
@@ -229,3 +229,16 @@ def test_archives_are_written_reproducibly(tmp_path: Path) -> None:
         "v1",
         "v2",
     ]
+
+
+def test_the_compat_tar_is_what_tarfile_writes(tmp_path: Path) -> None:
+    layout, manifest, _ = build(HELLO, f"oci:{tmp_path}/out", format=ArtifactFormat.COMPAT)
+    ours = gzip.decompress(layout.read_blob(manifest.layers[0]))
+    info = tarfile.TarInfo("hello.wasm")
+    info.size, info.mode, info.mtime = HELLO.stat().st_size, 0o755, 0
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    reference = io.BytesIO()
+    with tarfile.open(fileobj=reference, mode="w|", format=tarfile.USTAR_FORMAT) as tar:
+        tar.addfile(info, io.BytesIO(HELLO.read_bytes()))
+    assert ours == reference.getvalue()
