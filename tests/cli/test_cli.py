@@ -161,3 +161,50 @@ def test_inspect_table_shows_producers_imports_and_nesting(
     assert "wasi:sockets/tcp@0.2.0" in out and "network.socket" in out
     assert f"{path} /0" in out
     assert "\x1b" not in out and "env\\x1b[31m:f" in out
+
+
+def test_build_flags_become_annotations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from wasmctl.oci.layout import OCILayout
+    from wasmctl.oci.models import Manifest
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    hello = Path(__file__).parents[2] / "examples" / "modules" / "hello.wasm"
+    argv = ["build", str(hello), "-t", f"oci:{tmp_path}/out:v1", "--version", "1.2.3",
+            "--source", "https://example.com/src", "--revision", "abc", "--description", "hi",
+            "--license", "MIT", "-a", "com.example.team=edge", "--author", "Ada"]  # fmt: skip
+    assert run(argv) == 0
+    digest = capsys.readouterr().out.strip()
+    layout = OCILayout.open(tmp_path / "out")
+    descriptor = layout.resolve("v1")
+    assert descriptor.digest == digest
+    annotations = Manifest.from_bytes(layout.read_blob(descriptor)).annotations
+    assert {k: v for k, v in annotations.items() if k != "module.wasm.image/variant"} == {
+        "org.opencontainers.image.created": "2023-11-14T22:13:20Z",
+        "org.opencontainers.image.version": "1.2.3",
+        "org.opencontainers.image.source": "https://example.com/src",
+        "org.opencontainers.image.revision": "abc",
+        "org.opencontainers.image.description": "hi",
+        "org.opencontainers.image.licenses": "MIT",
+        "com.example.team": "edge",
+    }
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["build", "examples/modules/README-missing.wasm", "-t", "oci:OUT:v1"],
+        ["build", "examples/modules/hello.wat", "-t", "oci:OUT:v1"],
+        ["build", "examples/modules/hello.wasm", "-t", "ghcr.io/acme/app:v1"],
+        ["build", "examples/modules/hello.wasm", "-t", "oci:OUT:bad:tag"],
+        ["build", "examples/modules/hello.wasm", "-t", "oci:OUT", "-a", "novalue"],
+        ["build", "examples/modules/hello.wasm", "-t", "oci:OUT", "--format", "docker"],
+    ],
+)
+def test_build_input_errors_exit_2_and_write_nothing(tmp_path: Path, argv: list[str]) -> None:
+    root = Path(__file__).parents[2]
+    argv = [a.replace("examples/", f"{root}/examples/").replace("OUT", str(tmp_path / "o"))
+            for a in argv]  # fmt: skip
+    assert run(argv) == 2
+    assert not (tmp_path / "o").exists()
