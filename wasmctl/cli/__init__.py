@@ -17,6 +17,7 @@ import typer
 from wasmctl import __version__
 from wasmctl.cli import build as build_cmd
 from wasmctl.cli import inspect as inspect_cmd
+from wasmctl.cli import registry as registry_cmd
 from wasmctl.cli import scan as scan_cmd
 from wasmctl.cli._common import SETTINGS
 
@@ -59,6 +60,12 @@ def _global(
 
 app.command("inspect", epilog=inspect_cmd.EXAMPLES)(inspect_cmd.inspect)
 app.command("build", epilog=build_cmd.EXAMPLES)(build_cmd.build)
+app.command("push", epilog=registry_cmd.PUSH_EXAMPLES)(registry_cmd.push)
+app.command("pull", epilog=registry_cmd.PULL_EXAMPLES)(registry_cmd.pull)
+app.command("copy", epilog=registry_cmd.COPY_EXAMPLES)(registry_cmd.copy_cmd)
+app.command("tag", epilog=registry_cmd.TAG_EXAMPLES)(registry_cmd.tag_cmd)
+app.command("login", epilog=registry_cmd.LOGIN_EXAMPLES)(registry_cmd.login)
+app.command("logout", epilog=registry_cmd.LOGIN_EXAMPLES)(registry_cmd.logout)
 app.command("scan", epilog=scan_cmd.EXAMPLES)(scan_cmd.scan)
 
 

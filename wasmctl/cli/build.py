@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from wasmctl.cli._common import info
+from wasmctl.cli.registry import CaFile, PlainHttp, registry_options
 
 EXAMPLES = """
 Examples:
@@ -82,6 +83,8 @@ def build(
         str | None, typer.Option("--license", help="org.opencontainers.image.licenses (SPDX)")
     ] = None,
     author: Annotated[str | None, typer.Option("--author", help="The config's author.")] = None,
+    plain_http: PlainHttp = None,
+    ca_file: CaFile = None,
     target: Annotated[
         str | None,
         typer.Option(
@@ -104,11 +107,6 @@ def build(
     from wasmctl.oci.reference import LayoutReference, parse_reference
 
     ref = parse_reference(tag)
-    if not isinstance(ref, LayoutReference):
-        raise InputError(
-            f"{tag}: pushing to a registry is not supported yet",
-            hint="build into a layout (oci:DIR:TAG), then copy it with skopeo",
-        )
     annotations: dict[str, str] = {}
     for item in annotation or ():
         key, sep, value = item.partition("=")
@@ -126,21 +124,27 @@ def build(
         {f"org.opencontainers.image.{k}": v for k, v in standard.items() if v is not None}
     )
     created, epoch = created_from_environment()
-    result = build_artifact(
-        module,
-        ref,
-        BuildOptions(
-            format=ArtifactFormat(fmt.value),
-            index=index,
-            annotations=annotations,
-            author=author,
-            target=target,
-            created=created,
-            epoch=epoch,
-        ),
+    options = BuildOptions(
+        format=ArtifactFormat(fmt.value),
+        index=index,
+        annotations=annotations,
+        author=author,
+        target=target,
+        created=created,
+        epoch=epoch,
     )
+    if isinstance(ref, LayoutReference):
+        result = build_artifact(module, ref, options)
+    else:  # build into a private layout, then push it
+        import tempfile
+
+        from wasmctl.oci.transfer import copy
+
+        with tempfile.TemporaryDirectory(prefix="wasmctl-build-") as tmp:
+            result = build_artifact(module, LayoutReference(Path(tmp) / "layout", "built"), options)
+            copy(result.reference, ref, registry_options(plain_http, ca_file))
     for warning in result.warnings:
         info(f"warning: {warning}")
     kind = "component" if result.module.is_component else "module"
-    info(f"built {result.reference} ({fmt.value} artifact of {kind} {result.title})")
+    info(f"built {ref} ({fmt.value} artifact of {kind} {result.title})")
     typer.echo(result.descriptor.digest)

@@ -1,0 +1,295 @@
+"""Moving artifacts between OCI layouts, archives and registries: push, pull, copy, tag.
+
+A copy walks the graph under the source reference (an index's manifests, each manifest's
+config and layers), sends only the blobs the destination lacks, children before parents,
+and writes the root last under the destination's tag. Blobs pass through files, never
+memory: a layout's blob file is read as it is; a registry's is downloaded (verified while it
+streams) into a temporary directory first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from wasmctl.errors import InputError
+from wasmctl.oci import media_types as mt
+from wasmctl.oci.layout import (
+    LayoutWriter,
+    OCILayout,
+    clone_or_copy,
+    layout_for_reading,
+    layout_for_writing,
+)
+from wasmctl.oci.models import Descriptor, Index, Manifest, parse_manifest_or_index
+from wasmctl.oci.reference import DEFAULT_TAG, LayoutReference, Reference, RegistryReference
+from wasmctl.oci.registry import RegistryClient
+
+
+@dataclass(frozen=True)
+class RegistryOptions:
+    """How to reach registries: plain HTTP for some hosts, a private CA."""
+
+    plain_http: frozenset[str] = frozenset()
+    ca_file: Path | None = None
+
+    def client(self, registry: str) -> RegistryClient:
+        """A client for one registry."""
+        return RegistryClient(
+            registry, plain_http=registry in self.plain_http, ca_file=self.ca_file
+        )
+
+
+@dataclass
+class TransferStats:
+    """What a transfer moved."""
+
+    blobs_sent: int = 0
+    blobs_skipped: int = 0
+    bytes_sent: int = 0
+    manifests: int = 0
+    details: list[str] = field(default_factory=list)
+
+
+class _Source:
+    """Read side: resolve the reference, read manifests, give blob files."""
+
+    def __init__(
+        self, layout: OCILayout | None, client: RegistryClient | None, ref: Reference, scratch: Path
+    ) -> None:
+        self.layout = layout
+        self.client = client
+        self.ref = ref
+        self.scratch = scratch
+
+    def resolve(self) -> tuple[Descriptor, bytes]:
+        if isinstance(self.ref, RegistryReference):
+            assert self.client is not None
+            reference = self.ref.digest or self.ref.tag or DEFAULT_TAG
+            raw, media_type, digest = self.client.get_manifest(self.ref.repository, reference)
+            return Descriptor(media_type or _sniff(raw), digest, len(raw)), raw
+        assert self.layout is not None
+        descriptor = self.layout.resolve(self.ref.tag, self.ref.digest)
+        return descriptor, self.layout.read_blob(descriptor, limit=4 << 20)
+
+    def manifest(self, descriptor: Descriptor) -> bytes:
+        if self.layout is not None:
+            return self.layout.read_blob(descriptor, limit=4 << 20)
+        assert self.client is not None and isinstance(self.ref, RegistryReference)
+        raw, _, _ = self.client.get_manifest(self.ref.repository, descriptor.digest)
+        return raw
+
+    def blob_file(self, descriptor: Descriptor) -> Path:
+        if self.layout is not None:
+            path = self.layout.blob_path(descriptor.digest)
+            if not path.is_file():
+                raise InputError(f"{self.ref}: blob {descriptor.digest} is missing")
+            return path
+        assert self.client is not None and isinstance(self.ref, RegistryReference)
+        target = self.scratch / descriptor.digest.replace(":", "-")
+        if not target.exists():
+            self.client.fetch_blob(self.ref.repository, descriptor, target)
+        return target
+
+
+def _sniff(raw: bytes) -> str:
+    document = parse_manifest_or_index(raw)
+    if isinstance(document, Index):
+        return document.media_type or mt.OCI_INDEX
+    return document.media_type or mt.OCI_MANIFEST
+
+
+def _graph(
+    source: _Source, root: Descriptor, raw: bytes
+) -> Iterator[tuple[Descriptor, bytes | None]]:
+    """Blobs (bytes None) and manifests (their bytes), every child before its parent."""
+    document = parse_manifest_or_index(raw, root.media_type or None)
+    if isinstance(document, Manifest):
+        yield document.config, None
+        for layer in document.layers:
+            if layer.urls:  # a foreign layer: its bytes live elsewhere
+                continue
+            yield layer, None
+    else:
+        for child in document.manifests:
+            yield from _graph(source, child, source.manifest(child))
+    yield root, raw
+
+
+@contextlib.contextmanager
+def _opened_source(ref: Reference, options: RegistryOptions) -> Iterator[_Source]:
+    with tempfile.TemporaryDirectory(prefix="wasmctl-pull-") as scratch:
+        if isinstance(ref, RegistryReference):
+            with options.client(ref.registry) as client:
+                yield _Source(None, client, ref, Path(scratch))
+        else:
+            with layout_for_reading(ref) as layout:
+                yield _Source(layout, None, ref, Path(scratch))
+
+
+def copy(
+    src: Reference, dst: Reference, options: RegistryOptions | None = None
+) -> tuple[Descriptor, TransferStats]:
+    """Copy the artifact under `src` to `dst`; returns the root descriptor and what moved."""
+    options = options or RegistryOptions()
+    stats = TransferStats()
+    with _opened_source(src, options) as source:
+        root, raw = source.resolve()
+        nodes = list(_graph(source, root, raw))
+        if isinstance(dst, RegistryReference):
+            _to_registry(source, nodes, dst, options, stats)
+        else:
+            with layout_for_writing(dst) as writer:
+                _to_layout(source, nodes, writer, dst, stats)
+    return root, stats
+
+
+def _to_registry(
+    source: _Source,
+    nodes: list[tuple[Descriptor, bytes | None]],
+    dst: RegistryReference,
+    options: RegistryOptions,
+    stats: TransferStats,
+) -> None:
+    mount_from = None
+    if isinstance(source.ref, RegistryReference) and source.ref.registry == dst.registry:
+        mount_from = source.ref.repository
+    with options.client(dst.registry) as client:
+        seen: set[str] = set()
+        for descriptor, manifest in nodes:
+            if descriptor.digest in seen:
+                continue
+            seen.add(descriptor.digest)
+            if manifest is None:
+                sent = client.push_blob(
+                    dst.repository, descriptor, source.blob_file(descriptor), mount_from=mount_from
+                )
+                stats.blobs_sent += bool(sent)
+                stats.blobs_skipped += not sent
+                stats.bytes_sent += sent
+            elif descriptor is not nodes[-1][0]:
+                client.put_manifest(
+                    dst.repository, descriptor.digest, descriptor.media_type, manifest
+                )
+                stats.manifests += 1
+        root, raw = nodes[-1]
+        assert raw is not None
+        tag = dst.digest if dst.digest and not dst.tag else dst.tag or DEFAULT_TAG
+        if dst.digest and dst.digest != root.digest:
+            raise InputError(f"{dst}: the source is {root.digest}, not {dst.digest}")
+        client.put_manifest(dst.repository, tag, root.media_type, raw)
+        stats.manifests += 1
+
+
+def _to_layout(
+    source: _Source,
+    nodes: list[tuple[Descriptor, bytes | None]],
+    writer: LayoutWriter,
+    dst: LayoutReference,
+    stats: TransferStats,
+) -> None:
+    for descriptor, manifest in nodes:
+        if manifest is None:
+            if writer.layout.has_blob(descriptor.digest):
+                stats.blobs_skipped += 1
+                continue
+            added = writer.add_file(descriptor.media_type, source.blob_file(descriptor))
+            if added.digest != descriptor.digest:
+                raise InputError(
+                    f"{source.ref}: blob {descriptor.digest} does not match its digest"
+                )
+            stats.blobs_sent += 1
+            stats.bytes_sent += descriptor.size
+        else:
+            writer.add_bytes(descriptor.media_type, manifest)
+            stats.manifests += 1
+    root = nodes[-1][0]
+    if dst.digest is not None:
+        raise InputError(f"{dst}: copy into a layout writes a tag, not a digest")
+    writer.tag(Descriptor(root.media_type, root.digest, root.size), dst.tag or DEFAULT_TAG)
+
+
+def tag(ref: Reference, new_tag: str, options: RegistryOptions | None = None) -> Descriptor:
+    """Point another tag at what `ref` points at, in the same repository or layout."""
+    options = options or RegistryOptions()
+    if isinstance(ref, RegistryReference):
+        with options.client(ref.registry) as client:
+            raw, media_type, digest = client.get_manifest(
+                ref.repository, ref.digest or ref.tag or DEFAULT_TAG
+            )
+            client.put_manifest(ref.repository, new_tag, media_type or _sniff(raw), raw)
+            return Descriptor(media_type or _sniff(raw), digest, len(raw))
+    with layout_for_reading(ref) as layout:
+        descriptor = layout.resolve(ref.tag, ref.digest)
+    with layout_for_writing(ref.with_tag(new_tag)) as writer:
+        writer.tag(Descriptor(descriptor.media_type, descriptor.digest, descriptor.size), new_tag)
+    return descriptor
+
+
+def safe_file_name(title: str) -> str:
+    """`title` if it is a plain file name; refuses absolute paths, `..` and separators."""
+    if (
+        not title
+        or title in (".", "..")
+        or "/" in title
+        or "\\" in title
+        or "\0" in title
+        or PurePosixPath(title).is_absolute()
+        or title.startswith("..")
+    ):
+        raise InputError(
+            f"refusing to write a file named {title!r}: a layer title must be a plain file name"
+        )
+    return title
+
+
+def pull_modules(
+    ref: Reference, out_dir: Path, options: RegistryOptions | None = None
+) -> list[Path]:
+    """Pull an artifact and write its module file(s) into `out_dir` under their titles."""
+    from wasmctl.oci.artifact import extract_modules, resolve_artifact
+
+    options = options or RegistryOptions()
+    with tempfile.TemporaryDirectory(prefix="wasmctl-pull-") as tmp:
+        staging = LayoutReference(Path(tmp) / "layout", "pulled")
+        copy(ref, staging, options)
+        layout = OCILayout.open(staging.path)
+        artifact = resolve_artifact(layout, layout.resolve("pulled"), str(ref))
+        modules = extract_modules(layout, artifact, Path(tmp) / "extract")
+        if not modules:
+            raise InputError(f"{ref}: no Wasm layer in this {artifact.kind} artifact")
+        names = []
+        for module in modules:
+            title = module.layer.annotations.get(mt.ANNOTATION_TITLE)
+            inner = module.name.rsplit("#/", 1)[1] if "#/" in module.name else None
+            name = PurePosixPath(inner).name if inner else title
+            if not name:
+                name = module.layer.digest.split(":", 1)[1][:16] + ".wasm"
+            names.append(safe_file_name(name))
+        if len(set(names)) != len(names):
+            raise InputError(f"{ref}: two modules would be written as the same file")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written = []
+        for module, name in zip(modules, names, strict=True):
+            target = out_dir / name
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", dir=out_dir)
+            os.close(fd)
+            try:
+                clone_or_copy(module.path, Path(tmp_name))
+                os.chmod(tmp_name, 0o666 & ~_umask())
+                os.replace(tmp_name, target)
+            except BaseException:
+                Path(tmp_name).unlink(missing_ok=True)
+                raise
+            written.append(target)
+        return written
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
