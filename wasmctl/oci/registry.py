@@ -26,6 +26,7 @@ import hashlib
 import os
 import random
 import re
+import ssl
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -136,7 +137,7 @@ class RegistryClient:
         host = DOCKER_HUB_API if registry == "docker.io" else registry
         self.base = f"{'http' if plain_http else 'https'}://{host}"
         self.http = http or httpx.Client(
-            verify=str(ca_file) if ca_file else True,
+            verify=ssl.create_default_context(cafile=str(ca_file)) if ca_file else True,
             timeout=httpx.Timeout(60.0, connect=15.0),
             follow_redirects=True,
             headers={"User-Agent": USER_AGENT},
@@ -198,7 +199,9 @@ class RegistryClient:
             try:
                 response = self.http.send(request, stream=stream)
             except httpx.TransportError as e:
-                if not self._may_retry(attempt, started, None):
+                # A refused connection or a failed TLS handshake will not mend in seconds;
+                # a connection reset or a timeout mid-request may.
+                if isinstance(e, httpx.ConnectError) or not self._may_retry(attempt, started, None):
                     raise RegistryError(
                         f"{method} {_redact(url)}: {type(e).__name__}: {_safe_text(e)}",
                         hint="is the registry up and reachable? --plain-http for HTTP registries",
