@@ -136,7 +136,7 @@ class FaultProxy:
 
         self._server = Server(("127.0.0.1", 0), _handler(self))
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="fault-proxy", daemon=True
+            target=self._server.serve_forever, args=(0.02,), name="fault-proxy", daemon=True
         )
         self._thread.start()
 

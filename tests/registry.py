@@ -460,7 +460,7 @@ class TokenIssuer:
         server.daemon_threads = True
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, name="token-issuer", daemon=True
+            target=server.serve_forever, args=(0.02,), name="token-issuer", daemon=True
         )
         self._thread.start()
 

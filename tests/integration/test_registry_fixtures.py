@@ -109,13 +109,21 @@ def round_trip(client: httpx.Client, server_url: str, repo: str) -> bytes:
 def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     """``Bearer realm="…",service="…",scope="a:b:pull,push"`` -> scheme and parameters."""
     scheme, _, rest = header.partition(" ")
-    params = {k: v for k, v in re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', rest)}
-    return scheme, params
+    return scheme, dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', rest))
+
+
+def normalise(scope: str) -> str:
+    parsed = Scope.parse(scope)
+    return parsed.render() if parsed is not None else scope
 
 
 class TokenAuth(httpx.Auth):
     """The docker token flow, minimally: on a Bearer challenge, fetch a token for the
-    challenge's scopes (one ``scope`` parameter each) and retry; tokens cached per scope set."""
+    challenge's scopes (one ``scope`` parameter each) and retry; tokens cached per scope set.
+
+    Scopes are normalised (actions sorted) first: distribution 2.8 lists a challenge's actions
+    in Go map order, ``pull,push`` or ``push,pull`` at random.
+    """
 
     requires_response_body = True
 
@@ -131,7 +139,7 @@ class TokenAuth(httpx.Auth):
         scheme, params = parse_challenge(response.headers["WWW-Authenticate"])
         assert scheme == "Bearer"
         self.challenges.append(params)
-        scopes = frozenset(params.get("scope", "").split())
+        scopes = frozenset(normalise(text) for text in params.get("scope", "").split())
         if scopes not in self.tokens:
             query = [("service", params["service"]), *(("scope", s) for s in sorted(scopes))]
             token_request = httpx.Request("GET", params["realm"], params=query)
@@ -369,7 +377,7 @@ def test_withheld_actions_provoke_insufficient_scope(
     assert response.status_code == 401
     _, params = parse_challenge(response.headers["WWW-Authenticate"])
     assert params["error"] == "insufficient_scope"
-    assert params["scope"] == f"repository:{repo_name}:pull,push"
+    assert normalise(params["scope"]) == f"repository:{repo_name}:pull,push"
     (request,) = token_issuer.requests
     assert request.scopes == (f"repository:{repo_name}:pull,push",)
     assert request.granted == (f"repository:{repo_name}:pull",)
