@@ -3,6 +3,7 @@ token issuer, and every fault of the proxy, exercised with plain httpx (no wasmc
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -128,9 +129,10 @@ class TokenAuth(httpx.Auth):
     requires_response_body = True
 
     def __init__(self, username: str | None = None, password: str | None = None) -> None:
-        self.basic = (username, password) if username is not None else None
+        self.credentials = None
+        if username is not None and password is not None:
+            self.credentials = base64.b64encode(f"{username}:{password}".encode()).decode()
         self.tokens: dict[frozenset[str], str] = {}
-        self.challenges: list[dict[str, str]] = []
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         response = yield request
@@ -138,19 +140,17 @@ class TokenAuth(httpx.Auth):
             return
         scheme, params = parse_challenge(response.headers["WWW-Authenticate"])
         assert scheme == "Bearer"
-        self.challenges.append(params)
         scopes = frozenset(normalise(text) for text in params.get("scope", "").split())
         if scopes not in self.tokens:
-            query = [("service", params["service"]), *(("scope", s) for s in sorted(scopes))]
-            token_request = httpx.Request("GET", params["realm"], params=query)
-            if self.basic is not None:
-                token_request = httpx.Request(
-                    "GET",
-                    params["realm"],
-                    params=query,
-                    headers={"Authorization": httpx.BasicAuth(*self.basic)._auth_header},
-                )
-            token_response = yield token_request
+            query = httpx.QueryParams(
+                [("service", params["service"]), *(("scope", s) for s in sorted(scopes))]
+            )
+            headers = {}
+            if self.credentials is not None:
+                headers["Authorization"] = f"Basic {self.credentials}"
+            token_response = yield httpx.Request(
+                "GET", params["realm"], params=query, headers=headers
+            )
             assert token_response.status_code == 200, token_response.text
             body = token_response.json()
             self.tokens[scopes] = body.get("token") or body["access_token"]

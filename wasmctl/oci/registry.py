@@ -23,6 +23,7 @@ local registry, or a respx-routed one for what cannot run here.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import random
 import re
@@ -40,7 +41,13 @@ import httpx
 from wasmctl.errors import InputError, RemoteError, WasmctlError
 from wasmctl.oci import media_types as mt
 from wasmctl.oci.auth import AuthError, Credentials, TokenCache, load_credentials, parse_challenge
-from wasmctl.oci.models import MAX_MANIFEST_BYTES, Descriptor, ManifestError, sha256_digest
+from wasmctl.oci.models import (
+    MAX_MANIFEST_BYTES,
+    Descriptor,
+    Index,
+    ManifestError,
+    sha256_digest,
+)
 
 CHUNK = 1 << 20  # read and hash in 1 MiB pieces
 MONOLITHIC_MAX = 32 << 20  # blobs up to this size go in one PUT
@@ -481,6 +488,48 @@ class RegistryClient:
             )
         digest: str = "sha256:" + hasher.hexdigest()
         return digest
+
+    def read_blob(self, repository: str, descriptor: Descriptor, *, limit: int = 64 << 20) -> bytes:
+        """A small blob (a config) in memory, checked against its digest and size."""
+        if descriptor.media_type in (*mt.MANIFEST_TYPES, *mt.INDEX_TYPES):
+            raw, _, _ = self.get_manifest(repository, descriptor.digest)
+            return raw
+        if descriptor.size > limit:
+            raise RegistryError(
+                f"blob {descriptor.digest} is {descriptor.size} bytes; limit {limit}"
+            )
+        buffer = io.BytesIO()
+        digest = self._stream_blob(repository, descriptor, buffer)
+        if digest != descriptor.digest:
+            raise DigestMismatchError(
+                f"{self.registry}/{repository}: blob {descriptor.digest} arrived as {digest}"
+            )
+        return buffer.getvalue()
+
+    def referrers(
+        self, repository: str, digest: str, artifact_type: str | None = None
+    ) -> list[Descriptor] | None:
+        """The referrers API's answer, or None when the registry has no referrers API."""
+        url: str | None = self._url(repository, f"referrers/{digest}")
+        if artifact_type:
+            url = _with_query(url or "", artifactType=artifact_type)
+        found: list[Descriptor] = []
+        pages = 0
+        while url and pages < 1000:
+            response = self.request(
+                "GET",
+                url,
+                scopes=self.pull_scope(repository),
+                headers={"Accept": mt.OCI_INDEX},
+                not_found_ok=True,
+            )
+            if response.status_code == 404:
+                return None
+            index = Index.from_bytes(response.content)
+            found.extend(index.manifests)
+            url = _next_link(response.headers.get("Link", ""), url)
+            pages += 1
+        return found
 
     def get_manifest(self, repository: str, reference: str) -> tuple[bytes, str, str]:
         """The manifest or index bytes, their media type and digest (checked)."""

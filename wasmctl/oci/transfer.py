@@ -87,6 +87,14 @@ class _Source:
         raw, _, _ = self.client.get_manifest(self.ref.repository, descriptor.digest)
         return raw
 
+    def referrers(self, digest: str) -> list[Descriptor]:
+        from wasmctl.oci.referrers import list_layout_referrers, list_referrers
+
+        if self.layout is not None:
+            return list_layout_referrers(self.layout, digest)
+        assert self.client is not None and isinstance(self.ref, RegistryReference)
+        return list_referrers(self.client, self.ref.repository, digest)
+
     def blob_file(self, descriptor: Descriptor) -> Path:
         if self.layout is not None:
             path = self.layout.blob_path(descriptor.digest)
@@ -135,86 +143,139 @@ def _opened_source(ref: Reference, options: RegistryOptions) -> Iterator[_Source
                 yield _Source(layout, None, ref, Path(scratch))
 
 
+MAX_REFERRER_DEPTH = 8
+
+
 def copy(
-    src: Reference, dst: Reference, options: RegistryOptions | None = None
+    src: Reference,
+    dst: Reference,
+    options: RegistryOptions | None = None,
+    *,
+    recursive: bool = False,
 ) -> tuple[Descriptor, TransferStats]:
-    """Copy the artifact under `src` to `dst`; returns the root descriptor and what moved."""
+    """Copy the artifact under `src` to `dst`; with `recursive`, its referrers too (and
+    theirs: a signature of an SBOM). Returns the root descriptor and what moved."""
     options = options or RegistryOptions()
     stats = TransferStats()
-    with _opened_source(src, options) as source:
+    if isinstance(dst, LayoutReference) and dst.digest is not None:
+        raise InputError(f"{dst}: copy into a layout writes a tag, not a digest")
+    with _opened_source(src, options) as source, _opened_sink(dst, source, options) as sink:
         root, raw = source.resolve()
-        nodes = list(_graph(source, root, raw))
-        if isinstance(dst, RegistryReference):
-            _to_registry(source, nodes, dst, options, stats)
-        else:
-            with layout_for_writing(dst) as writer:
-                _to_layout(source, nodes, writer, dst, stats)
+        if isinstance(dst, RegistryReference) and dst.digest and dst.digest != root.digest:
+            raise InputError(f"{dst}: the source is {root.digest}, not {dst.digest}")
+        sink.send(source, _graph(source, root, raw), stats)
+        sink.put_root(root, raw)
+        stats.manifests += 1
+        if recursive:
+            _copy_referrers(source, sink, root.digest, stats, depth=0)
     return root, stats
 
 
-def _to_registry(
-    source: _Source,
-    nodes: list[tuple[Descriptor, bytes | None]],
-    dst: RegistryReference,
-    options: RegistryOptions,
-    stats: TransferStats,
+def _copy_referrers(
+    source: _Source, sink: _Sink, digest: str, stats: TransferStats, depth: int
 ) -> None:
-    mount_from = None
-    if isinstance(source.ref, RegistryReference) and source.ref.registry == dst.registry:
-        mount_from = source.ref.repository
-    with options.client(dst.registry) as client:
-        seen: set[str] = set()
-        for descriptor, manifest in nodes:
-            if descriptor.digest in seen:
+    if depth >= MAX_REFERRER_DEPTH:
+        return
+    for referrer in source.referrers(digest):
+        raw = source.manifest(referrer)
+        sink.send(source, _graph(source, referrer, raw), stats)
+        sink.put_referrer(raw)
+        stats.manifests += 1
+        stats.details.append(f"referrer {referrer.artifact_type} {referrer.digest}")
+        _copy_referrers(source, sink, referrer.digest, stats, depth + 1)
+
+
+class _Sink:
+    """Write side: blobs it lacks, child manifests by digest, the root under a tag."""
+
+    def __init__(
+        self,
+        client: RegistryClient | None,
+        repository: str | None,
+        writer: LayoutWriter | None,
+        tag: str,
+        mount_from: str | None,
+    ) -> None:
+        self.client = client
+        self.repository = repository or ""
+        self.writer = writer
+        self.tag = tag
+        self.mount_from = mount_from
+        self.seen: set[str] = set()
+
+    def send(
+        self,
+        source: _Source,
+        nodes: Iterator[tuple[Descriptor, bytes | None]],
+        stats: TransferStats,
+    ) -> None:
+        """Everything below the root: blobs the destination lacks, then child manifests."""
+        for descriptor, manifest in list(nodes)[:-1]:
+            if descriptor.digest in self.seen:
                 continue
-            seen.add(descriptor.digest)
+            self.seen.add(descriptor.digest)
             if manifest is None:
-                sent = client.push_blob(
-                    dst.repository, descriptor, source.blob_file(descriptor), mount_from=mount_from
-                )
+                sent = self._blob(source, descriptor)
                 stats.blobs_sent += bool(sent)
                 stats.blobs_skipped += not sent
                 stats.bytes_sent += sent
-            elif descriptor is not nodes[-1][0]:
-                client.put_manifest(
-                    dst.repository, descriptor.digest, descriptor.media_type, manifest
-                )
+            else:
+                self._manifest(descriptor, manifest)
                 stats.manifests += 1
-        root, raw = nodes[-1]
-        assert raw is not None
-        tag = dst.digest if dst.digest and not dst.tag else dst.tag or DEFAULT_TAG
-        if dst.digest and dst.digest != root.digest:
-            raise InputError(f"{dst}: the source is {root.digest}, not {dst.digest}")
-        client.put_manifest(dst.repository, tag, root.media_type, raw)
-        stats.manifests += 1
 
+    def _blob(self, source: _Source, descriptor: Descriptor) -> int:
+        if self.client is not None:
+            return self.client.push_blob(
+                self.repository,
+                descriptor,
+                source.blob_file(descriptor),
+                mount_from=self.mount_from,
+            )
+        assert self.writer is not None
+        if self.writer.layout.has_blob(descriptor.digest):
+            return 0
+        added = self.writer.add_file(descriptor.media_type, source.blob_file(descriptor))
+        if added.digest != descriptor.digest:
+            raise InputError(f"{source.ref}: blob {descriptor.digest} does not match its digest")
+        return descriptor.size
 
-def _to_layout(
-    source: _Source,
-    nodes: list[tuple[Descriptor, bytes | None]],
-    writer: LayoutWriter,
-    dst: LayoutReference,
-    stats: TransferStats,
-) -> None:
-    for descriptor, manifest in nodes:
-        if manifest is None:
-            if writer.layout.has_blob(descriptor.digest):
-                stats.blobs_skipped += 1
-                continue
-            added = writer.add_file(descriptor.media_type, source.blob_file(descriptor))
-            if added.digest != descriptor.digest:
-                raise InputError(
-                    f"{source.ref}: blob {descriptor.digest} does not match its digest"
-                )
-            stats.blobs_sent += 1
-            stats.bytes_sent += descriptor.size
+    def _manifest(self, descriptor: Descriptor, raw: bytes) -> None:
+        if self.client is not None:
+            self.client.put_manifest(self.repository, descriptor.digest, descriptor.media_type, raw)
         else:
-            writer.add_bytes(descriptor.media_type, manifest)
-            stats.manifests += 1
-    root = nodes[-1][0]
-    if dst.digest is not None:
-        raise InputError(f"{dst}: copy into a layout writes a tag, not a digest")
-    writer.tag(Descriptor(root.media_type, root.digest, root.size), dst.tag or DEFAULT_TAG)
+            assert self.writer is not None
+            self.writer.add_bytes(descriptor.media_type, raw)
+
+    def put_root(self, root: Descriptor, raw: bytes) -> None:
+        if self.client is not None:
+            self.client.put_manifest(self.repository, self.tag, root.media_type, raw)
+            return
+        assert self.writer is not None
+        self.writer.add_bytes(root.media_type, raw)
+        self.writer.tag(Descriptor(root.media_type, root.digest, root.size), self.tag)
+
+    def put_referrer(self, raw: bytes) -> None:
+        from wasmctl.oci.referrers import add_layout_referrer, push_referrer
+
+        if self.client is not None:
+            push_referrer(self.client, self.repository, raw)
+        else:
+            assert self.writer is not None
+            add_layout_referrer(self.writer, raw)
+
+
+@contextlib.contextmanager
+def _opened_sink(dst: Reference, source: _Source, options: RegistryOptions) -> Iterator[_Sink]:
+    if isinstance(dst, RegistryReference):
+        mount_from = None
+        if isinstance(source.ref, RegistryReference) and source.ref.registry == dst.registry:
+            mount_from = source.ref.repository
+        tag = dst.tag or dst.digest or DEFAULT_TAG
+        with options.client(dst.registry) as client:
+            yield _Sink(client, dst.repository, None, tag, mount_from)
+    else:
+        with layout_for_writing(dst) as writer:
+            yield _Sink(None, None, writer, dst.tag or DEFAULT_TAG, None)
 
 
 def tag(ref: Reference, new_tag: str, options: RegistryOptions | None = None) -> Descriptor:
