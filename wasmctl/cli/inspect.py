@@ -7,7 +7,14 @@ from typing import Annotated
 
 import typer
 
-from wasmctl.cli._common import TableOrJson, terminal_width, use_color, write_output
+from wasmctl.cli._common import (
+    TableOrJson,
+    looks_like_reference,
+    terminal_width,
+    use_color,
+    write_output,
+)
+from wasmctl.cli.registry import CaFile, PlainHttp, registry_options
 
 EXAMPLES = """
 Examples:
@@ -17,6 +24,8 @@ Examples:
   wasmctl inspect --format json component.wasm | jq '.imports[].module'
 
   wasmctl inspect oci:out:v1
+
+  wasmctl inspect ghcr.io/acme/app:v1
 """
 
 
@@ -32,6 +41,8 @@ def inspect(
     fmt: Annotated[
         TableOrJson, typer.Option("--format", "-f", help="Output format.")
     ] = TableOrJson.TABLE,
+    plain_http: PlainHttp = None,
+    ca_file: CaFile = None,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Write to FILE instead of stdout.", metavar="FILE"),
@@ -47,15 +58,11 @@ def inspect(
 
     from wasmctl.inspect import describe_file, table
 
-    if target.startswith(("oci:", "oci-archive:")):
-        from wasmctl.inspect.artifact import describe_artifact
-        from wasmctl.oci.artifact import open_artifact
-        from wasmctl.oci.reference import LayoutReference, parse_reference
+    if looks_like_reference(target):
+        from wasmctl.inspect.artifact import inspect_reference
+        from wasmctl.oci.reference import parse_reference
 
-        ref = parse_reference(target)
-        assert isinstance(ref, LayoutReference)
-        with open_artifact(ref) as (_, artifact):
-            info = describe_artifact(artifact)
+        info = inspect_reference(parse_reference(target), registry_options(plain_http, ca_file))
         render = table.render_artifact_table
     else:
         info = describe_file(target)

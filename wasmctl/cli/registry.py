@@ -135,6 +135,14 @@ def copy_cmd(
     dst: Annotated[
         str, typer.Argument(help="Registry reference, oci: or oci-archive:.", metavar="DST")
     ],
+    recursive: Annotated[
+        bool,
+        typer.Option(
+            "--recursive",
+            "-r",
+            help="Carry referrers along (signatures, SBOMs, attestations), and theirs.",
+        ),
+    ] = False,
     plain_http: PlainHttp = None,
     ca_file: CaFile = None,
 ) -> None:
@@ -143,7 +151,11 @@ def copy_cmd(
     from wasmctl.oci.transfer import copy
 
     source, destination = parse_reference(src), parse_reference(dst)
-    root, stats = copy(source, destination, registry_options(plain_http, ca_file))
+    root, stats = copy(
+        source, destination, registry_options(plain_http, ca_file), recursive=recursive
+    )
+    for detail in stats.details:
+        info(f"  {detail}")
     _report("copied", source, destination, root.digest, stats)
 
 

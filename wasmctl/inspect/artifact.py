@@ -5,12 +5,46 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from wasmctl.oci.artifact import Artifact, is_wasm_layer
+from wasmctl.oci.artifact import Artifact, is_wasm_layer, open_artifact, resolve_artifact
+from wasmctl.oci.models import Descriptor
+from wasmctl.oci.reference import LayoutReference, Reference
+from wasmctl.oci.transfer import RegistryOptions
 
 SCHEMA = "wasmctl.inspect-artifact/v1"
 
 
-def describe_artifact(artifact: Artifact) -> dict[str, Any]:
+def inspect_reference(ref: Reference, options: RegistryOptions | None = None) -> dict[str, Any]:
+    """Resolve a layout or registry reference and describe it, referrers included."""
+    from wasmctl.oci.referrers import list_layout_referrers, list_referrers
+
+    if isinstance(ref, LayoutReference):
+        with open_artifact(ref) as (layout, artifact):
+            referrers = list_layout_referrers(layout, artifact.descriptor.digest)
+            return describe_artifact(artifact, referrers)
+    options = options or RegistryOptions()
+    with options.client(ref.registry) as client:
+        raw, media_type, digest = client.get_manifest(ref.repository, ref.digest or ref.tag or "")
+        reader = _RepositoryReader(client, ref.repository)
+        artifact = resolve_artifact(reader, Descriptor(media_type, digest, len(raw)), str(ref))
+        referrers = list_referrers(client, ref.repository, digest)
+    return describe_artifact(artifact, referrers)
+
+
+class _RepositoryReader:
+    """Reads manifests and configs of one registry repository (for `resolve_artifact`)."""
+
+    def __init__(self, client: Any, repository: str) -> None:
+        self.client = client
+        self.repository = repository
+
+    def read_blob(self, descriptor: Descriptor, *, limit: int = 64 << 20) -> bytes:
+        data: bytes = self.client.read_blob(self.repository, descriptor, limit=limit)
+        return data
+
+
+def describe_artifact(
+    artifact: Artifact, referrers: list[Descriptor] | None = None
+) -> dict[str, Any]:
     """JSON-ready data: what `inspect --format json REF` prints."""
     manifest = artifact.manifest
     out: dict[str, Any] = {
@@ -33,6 +67,16 @@ def describe_artifact(artifact: Artifact) -> dict[str, Any]:
             for layer in manifest.layers
         ],
         "index": None,
+        "referrers": [
+            {
+                "digest": r.digest,
+                "mediaType": r.media_type,
+                "artifactType": r.artifact_type,
+                "size": r.size,
+                "annotations": dict(r.annotations),
+            }
+            for r in referrers or ()
+        ],
     }
     if artifact.index is not None and artifact.index_kind is not None:
         out["index"] = {

@@ -16,7 +16,7 @@ import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Protocol
 
 from wasmctl.errors import InputError
 from wasmctl.oci import media_types as mt
@@ -116,7 +116,13 @@ def open_artifact(ref: LayoutReference) -> Iterator[tuple[OCILayout, Artifact]]:
         yield layout, resolve_artifact(layout, descriptor, str(ref))
 
 
-def resolve_artifact(layout: OCILayout, descriptor: Descriptor, shown: str) -> Artifact:
+class BlobReader(Protocol):
+    """Where manifests and configs are read from: a layout, or a registry repository."""
+
+    def read_blob(self, descriptor: Descriptor, *, limit: int = ...) -> bytes: ...
+
+
+def resolve_artifact(layout: BlobReader, descriptor: Descriptor, shown: str) -> Artifact:
     """The artifact a descriptor points at."""
     try:
         document = parse_manifest_or_index(
@@ -165,11 +171,11 @@ def resolve_artifact(layout: OCILayout, descriptor: Descriptor, shown: str) -> A
     )
 
 
-def _config(layout: OCILayout, manifest: Manifest) -> dict[str, Any] | None:
+def _config(layout: BlobReader, manifest: Manifest) -> dict[str, Any] | None:
     """The config as JSON, or None when it is not a JSON object (some formats use blobs)."""
     if manifest.config.size > 4 << 20:
         return None
-    raw = layout.read_blob(manifest.config)
+    raw = layout.read_blob(manifest.config, limit=4 << 20)
     try:
         return load_json_object(raw, "config")
     except ManifestError:
