@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from wasmctl.oci.artifact import Artifact, is_wasm_layer, open_artifact, resolve_artifact
+from wasmctl.oci.artifact import (
+    Artifact,
+    RepositoryReader,
+    is_wasm_layer,
+    open_artifact,
+    resolve_artifact,
+)
 from wasmctl.oci.models import Descriptor
 from wasmctl.oci.reference import LayoutReference, Reference
 from wasmctl.oci.transfer import RegistryOptions
@@ -24,22 +30,10 @@ def inspect_reference(ref: Reference, options: RegistryOptions | None = None) ->
     options = options or RegistryOptions()
     with options.client(ref.registry) as client:
         raw, media_type, digest = client.get_manifest(ref.repository, ref.digest or ref.tag or "")
-        reader = _RepositoryReader(client, ref.repository)
+        reader = RepositoryReader(client, ref.repository)
         artifact = resolve_artifact(reader, Descriptor(media_type, digest, len(raw)), str(ref))
         referrers = list_referrers(client, ref.repository, digest)
     return describe_artifact(artifact, referrers)
-
-
-class _RepositoryReader:
-    """Reads manifests and configs of one registry repository (for `resolve_artifact`)."""
-
-    def __init__(self, client: Any, repository: str) -> None:
-        self.client = client
-        self.repository = repository
-
-    def read_blob(self, descriptor: Descriptor, *, limit: int = 64 << 20) -> bytes:
-        data: bytes = self.client.read_blob(self.repository, descriptor, limit=limit)
-        return data
 
 
 def describe_artifact(

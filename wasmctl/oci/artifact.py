@@ -16,7 +16,7 @@ import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from wasmctl.errors import InputError
 from wasmctl.oci import media_types as mt
@@ -30,6 +30,9 @@ from wasmctl.oci.models import (
     parse_manifest_or_index,
 )
 from wasmctl.oci.reference import LayoutReference
+
+if TYPE_CHECKING:
+    from wasmctl.oci.registry import RegistryClient
 
 MAX_MODULE_BYTES = 1 << 30
 CHUNK = 1 << 20
@@ -122,6 +125,18 @@ class BlobReader(Protocol):
     def read_blob(self, descriptor: Descriptor, *, limit: int = ...) -> bytes: ...
 
 
+class RepositoryReader:
+    """Reads manifests and configs of one registry repository (a `BlobReader`)."""
+
+    def __init__(self, client: RegistryClient, repository: str) -> None:
+        self.client = client
+        self.repository = repository
+
+    def read_blob(self, descriptor: Descriptor, *, limit: int = 64 << 20) -> bytes:
+        """A manifest or a small blob, verified."""
+        return self.client.read_blob(self.repository, descriptor, limit=limit)
+
+
 def resolve_artifact(layout: BlobReader, descriptor: Descriptor, shown: str) -> Artifact:
     """The artifact a descriptor points at."""
     try:
@@ -211,7 +226,7 @@ def extract_modules(layout: OCILayout, artifact: Artifact, workdir: Path) -> lis
             continue
         with layout.blob_path(layer.digest).open("rb") as blob:
             reader = _VerifyingReader(blob, layer)
-            for name, data_path in _tar_modules(reader, workdir / f"layer{i}", layer):
+            for name, data_path in tar_modules(reader, workdir / f"layer{i}", layer):
                 out.append(ExtractedModule(f"{artifact.reference}#/{name}", data_path, layer))
             reader.finish()
     return out
@@ -244,7 +259,7 @@ class _VerifyingReader(io.RawIOBase):
             raise LayoutError(f"layer {self.descriptor.digest} does not match its digest or size")
 
 
-def _tar_modules(stream: io.RawIOBase, workdir: Path, layer: Descriptor) -> list[tuple[str, Path]]:
+def tar_modules(stream: io.RawIOBase, workdir: Path, layer: Descriptor) -> list[tuple[str, Path]]:
     """The `*.wasm` regular files of a (gzipped) tar stream, copied out with a size cap."""
     workdir.mkdir(parents=True, exist_ok=True)
     found: list[tuple[str, Path]] = []

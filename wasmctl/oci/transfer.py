@@ -315,43 +315,106 @@ def safe_file_name(title: str) -> str:
 def pull_modules(
     ref: Reference, out_dir: Path, options: RegistryOptions | None = None
 ) -> list[Path]:
-    """Pull an artifact and write its module file(s) into `out_dir` under their titles."""
-    from wasmctl.oci.artifact import extract_modules, resolve_artifact
+    """Pull an artifact and write its module file(s) into `out_dir` under their titles.
 
+    From a registry, a raw Wasm layer streams straight to its file: hashed on the way,
+    written under a temporary name and renamed only when verified (one pass over the bytes).
+    A compat image's tar layer is downloaded (verified) and its `*.wasm` files taken out.
+    """
     options = options or RegistryOptions()
-    with tempfile.TemporaryDirectory(prefix="wasmctl-pull-") as tmp:
-        staging = LayoutReference(Path(tmp) / "layout", "pulled")
-        copy(ref, staging, options)
-        layout = OCILayout.open(staging.path)
-        artifact = resolve_artifact(layout, layout.resolve("pulled"), str(ref))
-        modules = extract_modules(layout, artifact, Path(tmp) / "extract")
-        if not modules:
+    if isinstance(ref, LayoutReference):
+        return _pull_from_layout(ref, out_dir)
+    from wasmctl.oci.artifact import RepositoryReader, is_wasm_layer, resolve_artifact, tar_modules
+
+    with (
+        options.client(ref.registry) as client,
+        tempfile.TemporaryDirectory(prefix="wasmctl-pull-") as tmp,
+    ):
+        raw, media_type, digest = client.get_manifest(
+            ref.repository, ref.digest or ref.tag or DEFAULT_TAG
+        )
+        root = Descriptor(media_type or _sniff(raw), digest, len(raw))
+        artifact = resolve_artifact(RepositoryReader(client, ref.repository), root, str(ref))
+        layers = [
+            layer for layer in artifact.manifest.layers if is_wasm_layer(layer, artifact.kind)
+        ]
+        if not layers:
             raise InputError(f"{ref}: no Wasm layer in this {artifact.kind} artifact")
-        names = []
-        for module in modules:
-            title = module.layer.annotations.get(mt.ANNOTATION_TITLE)
-            inner = module.name.rsplit("#/", 1)[1] if "#/" in module.name else None
-            name = PurePosixPath(inner).name if inner else title
-            if not name:
-                name = module.layer.digest.split(":", 1)[1][:16] + ".wasm"
-            names.append(safe_file_name(name))
-        if len(set(names)) != len(names):
-            raise InputError(f"{ref}: two modules would be written as the same file")
+        raw_layers = [layer for layer in layers if layer.media_type in mt.RAW_WASM_LAYER_TYPES]
+        names = [_layer_file_name(layer) for layer in raw_layers]
+        _check_unique(names, ref)
         out_dir.mkdir(parents=True, exist_ok=True)
         written = []
-        for module, name in zip(modules, names, strict=True):
-            target = out_dir / name
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", dir=out_dir)
-            os.close(fd)
-            try:
-                clone_or_copy(module.path, Path(tmp_name))
-                os.chmod(tmp_name, 0o666 & ~_umask())
-                os.replace(tmp_name, target)
-            except BaseException:
-                Path(tmp_name).unlink(missing_ok=True)
-                raise
-            written.append(target)
+        for layer, name in zip(raw_layers, names, strict=True):
+            client.fetch_blob(ref.repository, layer, out_dir / name)
+            _readable(out_dir / name)
+            written.append(out_dir / name)
+        for i, layer in enumerate(layer for layer in layers if layer not in raw_layers):
+            blob = Path(tmp) / f"layer{i}"
+            client.fetch_blob(ref.repository, layer, blob)
+            with blob.open("rb", buffering=0) as stream:
+                found = tar_modules(stream, Path(tmp) / f"extract{i}", layer)
+            written += _place([(safe_file_name(PurePosixPath(n).name), p) for n, p in found],
+                              out_dir, ref, taken=[p.name for p in written])  # fmt: skip
         return written
+
+
+def _pull_from_layout(ref: LayoutReference, out_dir: Path) -> list[Path]:
+    from wasmctl.oci.artifact import extract_modules, open_artifact
+
+    with (
+        tempfile.TemporaryDirectory(prefix="wasmctl-pull-") as tmp,
+        open_artifact(ref) as (
+            layout,
+            artifact,
+        ),
+    ):
+        modules = extract_modules(layout, artifact, Path(tmp))
+        if not modules:
+            raise InputError(f"{ref}: no Wasm layer in this {artifact.kind} artifact")
+        named = []
+        for module in modules:
+            inner = module.name.rsplit("#/", 1)[1] if "#/" in module.name else None
+            name = PurePosixPath(inner).name if inner else _layer_file_name(module.layer)
+            named.append((safe_file_name(name), module.path))
+        return _place(named, out_dir, ref, taken=[])
+
+
+def _layer_file_name(layer: Descriptor) -> str:
+    title = layer.annotations.get(mt.ANNOTATION_TITLE)
+    if title is None:
+        return layer.digest.split(":", 1)[1][:16] + ".wasm"
+    return safe_file_name(title)
+
+
+def _check_unique(names: list[str], ref: Reference) -> None:
+    if len(set(names)) != len(names):
+        raise InputError(f"{ref}: two modules would be written as the same file")
+
+
+def _place(named: list[tuple[str, Path]], out_dir: Path, ref: Reference,
+           taken: list[str]) -> list[Path]:  # fmt: skip
+    """Copy extracted modules into `out_dir` under their names, each atomically."""
+    _check_unique([*taken, *(n for n, _ in named)], ref)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, path in named:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", dir=out_dir)
+        os.close(fd)
+        try:
+            clone_or_copy(path, Path(tmp_name))
+            os.replace(tmp_name, out_dir / name)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        _readable(out_dir / name)
+        written.append(out_dir / name)
+    return written
+
+
+def _readable(path: Path) -> None:
+    """Files written under temporary names start private; give them the usual mode."""
+    os.chmod(path, 0o666 & ~_umask())
 
 
 def _umask() -> int:
