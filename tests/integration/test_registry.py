@@ -171,3 +171,49 @@ def test_basic_auth_login_and_secrets_never_shown(
     captured = capsys.readouterr()
     assert password not in captured.out + captured.err
     assert "wrong-password" not in captured.out + captured.err
+
+
+class RecordingProgress:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, int]] = []
+
+    def start(self, key: str, label: str, total: int) -> None:
+        self.events.append(("start", label, total))
+
+    def advance(self, key: str, amount: int) -> None:
+        self.events.append(("advance", key, amount))
+
+    def finish(self, key: str) -> None:
+        self.events.append(("finish", key, 0))
+
+
+def test_transfers_report_progress(
+    registry: RegistryServer, repo_name: str, tmp_path: Path
+) -> None:
+    from wasmctl.oci.reference import parse_reference
+    from wasmctl.oci.transfer import RegistryOptions, copy, pull_modules
+
+    progress = RecordingProgress()
+    options = RegistryOptions(plain_http=frozenset({registry.host}), progress=progress)
+    target = parse_reference(f"{registry.host}/{repo_name}:v1")
+    copy(parse_reference(build(tmp_path, SERVER)), target, options)
+    starts = [e for e in progress.events if e[0] == "start"]
+    assert {label.split()[0] for _, label, _ in starts} == {"push"}
+    assert sum(e[2] for e in progress.events if e[0] == "advance") == sum(t for *_, t in starts)
+    assert len([e for e in progress.events if e[0] == "finish"]) == len(starts)
+    progress.events.clear()
+    pull_modules(target, tmp_path / "out", options)
+    assert ("start", "pull echo_server.wasm", SERVER.stat().st_size) in progress.events
+
+
+def test_progress_bars_only_at_a_terminal() -> None:
+    from wasmctl.cli._progress import TransferBars, transfer_progress
+
+    assert transfer_progress() is None  # pytest's stderr is not a terminal
+    bars = TransferBars()
+    bars.start("small", "push tiny", 10)  # too small for a bar
+    bars.start("big", "push big", 64 << 20)
+    bars.advance("big", 1 << 20)
+    bars.finish("big")
+    bars.finish("small")
+    assert bars._progress is None and bars._tasks == {}

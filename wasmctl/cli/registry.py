@@ -65,9 +65,13 @@ Examples:
 
 
 def registry_options(plain_http: list[str] | None, ca_file: Path | None) -> RegistryOptions:
+    """Registry settings from the command line, with progress bars at a terminal."""
+    from wasmctl.cli._progress import transfer_progress
     from wasmctl.oci.transfer import RegistryOptions
 
-    return RegistryOptions(plain_http=frozenset(plain_http or ()), ca_file=ca_file)
+    return RegistryOptions(
+        plain_http=frozenset(plain_http or ()), ca_file=ca_file, progress=transfer_progress()
+    )
 
 
 def _report(verb: str, src: object, dst: object, digest: str, stats: object) -> None:

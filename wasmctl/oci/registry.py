@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import httpx
@@ -106,8 +106,24 @@ class RetryPolicy:
 Body = bytes | Callable[[], Iterator[bytes]] | None
 
 
+class Progress(Protocol):
+    """Where transfer progress goes (the command line draws bars; the library only reports)."""
+
+    def start(self, key: str, label: str, total: int) -> None:
+        """A transfer of `total` bytes begins."""
+
+    def advance(self, key: str, amount: int) -> None:
+        """`amount` more bytes moved."""
+
+    def finish(self, key: str) -> None:
+        """The transfer ended (done or failed)."""
+
+
 def file_body(
-    path: Path, offset: int = 0, length: int | None = None
+    path: Path,
+    offset: int = 0,
+    length: int | None = None,
+    on_chunk: Callable[[int], None] | None = None,
 ) -> Callable[[], Iterator[bytes]]:
     """A re-startable body that streams `length` bytes of a file from `offset`."""
 
@@ -120,6 +136,8 @@ def file_body(
                 if not piece:
                     raise RegistryError(f"{path} shrank while it was being uploaded")
                 left -= len(piece)
+                if on_chunk is not None:
+                    on_chunk(len(piece))
                 yield piece
 
     return chunks
@@ -139,6 +157,7 @@ class RegistryClient:
         use_config: bool = True,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        progress: Progress | None = None,
     ) -> None:
         self.registry = registry
         host = DOCKER_HUB_API if registry == "docker.io" else registry
@@ -156,6 +175,7 @@ class RegistryClient:
         self._basic = False
         self._tokens = TokenCache()
         self.retry = retry or RetryPolicy()
+        self.progress = progress
         self._sleep = sleep
 
     def close(self) -> None:
@@ -389,13 +409,43 @@ class RegistryClient:
             )
         location = self._location(response, uploads)
         size = descriptor.size
+        key = f"push {descriptor.digest}"
+        tick = self._progress_start(key, f"push {_short(descriptor)}", size)
+        try:
+            response = self._upload(descriptor, source, location, scopes, tick)
+        finally:
+            if self.progress is not None:
+                self.progress.finish(key)
+        stored = response.headers.get("Docker-Content-Digest")
+        if stored and stored != descriptor.digest:
+            raise DigestMismatchError(
+                f"{self.registry}/{repository}: stored {stored}, sent {descriptor.digest}"
+            )
+        return size
+
+    def _progress_start(self, key: str, label: str, total: int) -> Callable[[int], None] | None:
+        if self.progress is None:
+            return None
+        progress = self.progress
+        progress.start(key, label, total)
+        return lambda amount: progress.advance(key, amount)
+
+    def _upload(
+        self,
+        descriptor: Descriptor,
+        source: Path,
+        location: str,
+        scopes: tuple[str, ...],
+        tick: Callable[[int], None] | None,
+    ) -> httpx.Response:
+        size = descriptor.size
         if size <= MONOLITHIC_MAX:
             final = _with_query(location, digest=descriptor.digest)
             response = self.request(
                 "PUT",
                 final,
                 scopes=scopes,
-                body=file_body(source, 0, size),
+                body=file_body(source, 0, size, tick),
                 ok=(201,),
                 headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
             )
@@ -407,7 +457,7 @@ class RegistryClient:
                     "PATCH",
                     location,
                     scopes=scopes,
-                    body=file_body(source, offset, length),
+                    body=file_body(source, offset, length, tick),
                     ok=(202,),
                     headers={
                         "Content-Type": "application/octet-stream",
@@ -424,12 +474,7 @@ class RegistryClient:
                 headers={"Content-Length": "0"},
                 ok=(201,),
             )
-        stored = response.headers.get("Docker-Content-Digest")
-        if stored and stored != descriptor.digest:
-            raise DigestMismatchError(
-                f"{self.registry}/{repository}: stored {stored}, sent {descriptor.digest}"
-            )
-        return size
+        return response
 
     def _location(self, response: httpx.Response, base: str) -> str:
         location = str(response.headers.get("Location", ""))
@@ -464,8 +509,12 @@ class RegistryClient:
         )
         hasher = hashlib.sha256()
         received = 0
+        key = f"pull {descriptor.digest}"
+        tick = self._progress_start(key, f"pull {_short(descriptor)}", descriptor.size)
         try:
             for piece in response.iter_raw(CHUNK):
+                if tick is not None:
+                    tick(len(piece))
                 received += len(piece)
                 if received > descriptor.size:
                     raise DigestMismatchError(
@@ -481,6 +530,8 @@ class RegistryClient:
             ) from None
         finally:
             response.close()
+            if self.progress is not None:
+                self.progress.finish(key)
         if received != descriptor.size:
             raise DigestMismatchError(
                 f"{self.registry}/{repository}: blob {descriptor.digest} ended after {received} "
@@ -636,6 +687,11 @@ def _redact(url: str) -> str:
 
 def _safe_text(error: Exception) -> str:
     return re.sub(r"(?i)(authorization|token|password)\S*", "[redacted]", str(error))[:200]
+
+
+def _short(descriptor: Descriptor) -> str:
+    title = descriptor.annotations.get(mt.ANNOTATION_TITLE)
+    return title or descriptor.digest[7:19]
 
 
 def _discard(response: httpx.Response) -> None:

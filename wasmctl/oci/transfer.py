@@ -27,7 +27,7 @@ from wasmctl.oci.layout import (
 )
 from wasmctl.oci.models import Descriptor, Index, Manifest, parse_manifest_or_index
 from wasmctl.oci.reference import DEFAULT_TAG, LayoutReference, Reference, RegistryReference
-from wasmctl.oci.registry import RegistryClient, RetryPolicy
+from wasmctl.oci.registry import Progress, RegistryClient, RetryPolicy
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class RegistryOptions:
     plain_http: frozenset[str] = frozenset()
     ca_file: Path | None = None
     retry: RetryPolicy | None = None
+    progress: Progress | None = None
 
     def client(self, registry: str) -> RegistryClient:
         """A client for one registry."""
@@ -45,6 +46,7 @@ class RegistryOptions:
             plain_http=registry in self.plain_http,
             ca_file=self.ca_file,
             retry=self.retry,
+            progress=self.progress,
         )
 
 
