@@ -217,3 +217,22 @@ def test_progress_bars_only_at_a_terminal() -> None:
     bars.finish("big")
     bars.finish("small")
     assert bars._progress is None and bars._tasks == {}
+
+
+def test_scan_and_inspect_registry_references(
+    registry: RegistryServer, repo_name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    host = registry.host
+    target = f"{host}/{repo_name}:compat"
+    assert run(["build", "--format", "compat", "--index", str(SERVER), "-t", target,
+                "--plain-http", host]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert run(["scan", "--preset", "no-network", "-f", "json", "--plain-http", host, target]) == 1
+    (report,) = json.loads(capsys.readouterr().out)["targets"]
+    assert report["path"] == f"{target}#echo_server.wasm"
+    assert {f["name"] for f in report["findings"]} >= {"sock_accept"}
+    assert run(["inspect", "-f", "json", "--plain-http", host, target]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["format"] == "compat" and info["index"]["kind"] == "index"
+    closed = "127.0.0.1:9"
+    assert run(["scan", "--plain-http", closed, f"{closed}/a/b:v1"]) == 3

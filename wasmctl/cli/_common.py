@@ -82,13 +82,3 @@ def info(message: str) -> None:
     """A diagnostic line on stderr, unless `--quiet`."""
     if not SETTINGS.quiet:
         sys.stderr.write(message + "\n")
-
-
-def looks_like_reference(target: str) -> bool:
-    """True for `oci:`/`oci-archive:` references, and for registry references that are not
-    an existing path (`ghcr.io/acme/app:v1`; a bare `app.wasm` stays a file)."""
-    if target.startswith(("oci:", "oci-archive:", "docker://")):
-        return True
-    if os.path.exists(target) or target.endswith(".wasm"):
-        return False
-    return "/" in target and ("." in target.split("/", 1)[0] or ":" in target or "@" in target)

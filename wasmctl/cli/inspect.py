@@ -7,13 +7,7 @@ from typing import Annotated
 
 import typer
 
-from wasmctl.cli._common import (
-    TableOrJson,
-    looks_like_reference,
-    terminal_width,
-    use_color,
-    write_output,
-)
+from wasmctl.cli._common import TableOrJson, terminal_width, use_color, write_output
 from wasmctl.cli.registry import CaFile, PlainHttp, registry_options
 
 EXAMPLES = """
@@ -57,6 +51,7 @@ def inspect(
     import json
 
     from wasmctl.inspect import describe_file, table
+    from wasmctl.oci.reference import looks_like_reference
 
     if looks_like_reference(target):
         from wasmctl.inspect.artifact import inspect_reference

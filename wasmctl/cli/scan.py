@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from wasmctl.cli._common import ScanFormat, info, terminal_width, use_color, write_output
+from wasmctl.cli.registry import CaFile, PlainHttp, registry_options
 
 PRESET_NAMES = ("pure-compute", "no-network", "wasi-p1-strict", "wasi-p2-proxy", "proxy-wasm",
                 "opa")  # fmt: skip
@@ -20,7 +21,7 @@ Examples:
 
   wasmctl scan --policy policy.yaml --format sarif -o wasmctl.sarif .
 
-Exit codes: 0 allowed, 1 denied, 2 malformed or unreadable input.
+Exit codes: 0 allowed, 1 denied, 2 malformed or unreadable input, 3 registry unreachable.
 """
 
 
@@ -29,7 +30,7 @@ def scan(
         list[str],
         typer.Argument(
             help="Files, directories searched for *.wasm, or artifacts (oci:DIR[:TAG], "
-            "oci-archive:FILE[:TAG]) whose Wasm layers are scanned.",
+            "oci-archive:FILE[:TAG], REGISTRY/REPO[:TAG]) whose Wasm layers are scanned.",
             metavar="TARGET",
         ),
     ],
@@ -62,6 +63,8 @@ def scan(
     fmt: Annotated[
         ScanFormat, typer.Option("--format", "-f", help="Output format.")
     ] = ScanFormat.TABLE,
+    plain_http: PlainHttp = None,
+    ca_file: CaFile = None,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Write to FILE instead of stdout.", metavar="FILE"),
@@ -80,7 +83,7 @@ def scan(
     if not policies:
         policies = [AUDIT]
     policies = [p.with_overrides(allow or (), deny or ()) for p in policies]
-    report = scan_paths(targets, policies)
+    report = scan_paths(targets, policies, registry_options(plain_http, ca_file))
     text = render(
         report,
         ReportFormat(fmt.value),
@@ -92,5 +95,7 @@ def scan(
         info(f"{report.verdict}: report written to {output}")
     if report.verdict is Verdict.DENY:
         raise typer.Exit(1)
+    if report.remote_failure:
+        raise typer.Exit(3)
     if report.verdict is Verdict.ERROR:
         raise typer.Exit(2)

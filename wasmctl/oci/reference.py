@@ -9,6 +9,7 @@ Registry references follow docker's rules (distribution/reference): `[REGISTRY/]
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,3 +160,13 @@ def parse_registry_reference(text: str) -> RegistryReference:
     if tag is None and digest is None:
         tag = DEFAULT_TAG
     return RegistryReference(registry, repository, tag, digest)
+
+
+def looks_like_reference(target: str) -> bool:
+    """True for `oci:`/`oci-archive:` references, and for registry references that are not
+    an existing path (`ghcr.io/acme/app:v1`; a bare `app.wasm` stays a file)."""
+    if target.startswith(("oci:", "oci-archive:", "docker://")):
+        return True
+    if os.path.exists(target) or target.endswith(".wasm"):
+        return False
+    return "/" in target and ("." in target.split("/", 1)[0] or ":" in target or "@" in target)

@@ -6,8 +6,10 @@ import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wasmctl.errors import InputError, WasmParseError
+from wasmctl.oci.reference import looks_like_reference
 from wasmctl.scan.capabilities import (
     PREVIEW1_STANDARD,
     Capability,
@@ -19,6 +21,9 @@ from wasmctl.scan.model import Finding, ImportVerdict, Level, RuleId, ScanReport
 from wasmctl.scan.policy import ComponentRule, Decision, Policy, Ruling
 from wasmctl.wasm.model import ExternKind, ImportEntry, Module
 from wasmctl.wasm.parser import open_binary, parse
+
+if TYPE_CHECKING:
+    from wasmctl.oci.transfer import RegistryOptions
 
 _LEVEL = {Decision.DENY: Level.ERROR, Decision.WARN: Level.WARNING}
 _UNBUNDLED = (ExternKind.MODULE, ExternKind.COMPONENT)
@@ -244,15 +249,19 @@ def scan_file(
     return evaluate(module, policies, path=shown, size=size)
 
 
-def scan_paths(targets: Sequence[str | Path], policies: Sequence[Policy]) -> ScanReport:
+def scan_paths(
+    targets: Sequence[str | Path],
+    policies: Sequence[Policy],
+    registry_options: RegistryOptions | None = None,
+) -> ScanReport:
     """Scan files, directories (recursively, `*.wasm`) and artifacts (`oci:` and
     `oci-archive:` references: their Wasm layers) against all `policies`."""
     if not policies:
         raise InputError("no policy to scan against")
     reports: list[TargetReport] = []
     for target in targets:
-        if isinstance(target, str) and target.startswith(("oci:", "oci-archive:")):
-            reports.extend(scan_reference(target, policies))
+        if isinstance(target, str) and looks_like_reference(target):
+            reports.extend(scan_reference(target, policies, registry_options))
             continue
         path = Path(target)
         if path.is_dir():
@@ -274,15 +283,22 @@ def scan_paths(targets: Sequence[str | Path], policies: Sequence[Policy]) -> Sca
     return ScanReport(tuple(p.name for p in policies), tuple(reports))
 
 
-def scan_reference(text: str, policies: Sequence[Policy]) -> list[TargetReport]:
-    """Scan every module in the Wasm layers of an artifact, whatever its format."""
+def scan_reference(
+    text: str, policies: Sequence[Policy], registry_options: RegistryOptions | None = None
+) -> list[TargetReport]:
+    """Scan every module in the Wasm layers of an artifact, whatever its format: in a layout,
+    or pulled from a registry into a temporary directory first."""
+    from wasmctl.errors import RemoteError
     from wasmctl.oci.artifact import extract_modules, open_artifact
     from wasmctl.oci.reference import LayoutReference, parse_reference
+    from wasmctl.oci.transfer import pull_modules
 
     try:
         ref = parse_reference(text)
         if not isinstance(ref, LayoutReference):
-            raise InputError(f"{text}: registry references are not supported here yet")
+            with tempfile.TemporaryDirectory(prefix="wasmctl-scan-") as work:
+                files = pull_modules(ref, Path(work), registry_options)
+                return [scan_file(f, policies, display=f"{text}#{f.name}") for f in files]
         with (
             tempfile.TemporaryDirectory(prefix="wasmctl-scan-") as work,
             open_artifact(ref) as (layout, artifact),
@@ -293,6 +309,8 @@ def scan_reference(text: str, policies: Sequence[Policy]) -> list[TargetReport]:
             return [scan_file(m.path, policies, display=m.name) for m in modules]
     except InputError as e:
         return [TargetReport(text, None, None, (), (), error=e.message)]
+    except RemoteError as e:
+        return [TargetReport(text, None, None, (), (), error=e.message, remote=True)]
 
 
 def find_wasm_files(root: Path) -> list[Path]:

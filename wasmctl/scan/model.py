@@ -95,6 +95,7 @@ class TargetReport:
     imports: tuple[ImportVerdict, ...]
     findings: tuple[Finding, ...]
     error: str | None = None
+    remote: bool = False  # the error was a registry or network failure (exit 3)
 
     @property
     def verdict(self) -> Verdict:
@@ -123,6 +124,11 @@ class ScanReport:
             if v in verdicts:
                 return v
         return Verdict.ALLOW
+
+    @property
+    def remote_failure(self) -> bool:
+        """True when a target could not be fetched from its registry."""
+        return any(t.remote for t in self.targets)
 
     def count(self, verdict: Verdict) -> int:
         """How many targets got this verdict."""
