@@ -227,3 +227,41 @@ def test_credentials_come_from_helpers_first_then_auths(
     assert load_credentials("docker.io", config) == Credentials(identity_token="idt")
     assert load_credentials("example.com", config) is None
     assert "s3" not in repr(load_credentials("ghcr.io", config))
+
+
+def test_tokens_expire_a_little_before_expires_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wasmctl.oci import auth
+
+    now = [1000.0]
+    monkeypatch.setattr(auth.time, "monotonic", lambda: now[0])
+    cache = auth.TokenCache()
+    cache.put("r", ["b", "a"], "T", lifetime=60)
+    assert cache.get("r", ["a", "b"]) == "T"  # scope order does not matter
+    now[0] += 53
+    assert cache.get("r", ["a", "b"]) == "T"
+    now[0] += 2  # within the last tenth of its lifetime: fetch a new one
+    assert cache.get("r", ["a", "b"]) is None
+
+
+def test_login_stores_in_the_credential_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wasmctl.oci.auth import remove_credentials, store_credentials
+
+    store = tmp_path / "store"
+    helper = tmp_path / "bin" / "docker-credential-filestore"
+    helper.parent.mkdir()
+    helper.write_text(f'#!/bin/sh\ncase "$1" in\n store) cat > {store};;\n erase) rm -f {store};;\n'
+                      f' get) cat {store};;\nesac\n')  # fmt: skip
+    helper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{helper.parent}{os.pathsep}{os.environ['PATH']}")
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"credsStore": "filestore"}))
+    where = store_credentials("ghcr.io", Credentials("bot", "s3cret"), config)
+    assert where == "docker-credential-filestore"
+    assert json.loads(store.read_text()) == {"ServerURL": "ghcr.io", "Username": "bot",
+                                             "Secret": "s3cret"}  # fmt: skip
+    assert "s3cret" not in config.read_text()
+    assert load_credentials("ghcr.io", config) == Credentials("bot", "s3cret")
+    assert remove_credentials("ghcr.io", config)
+    assert not store.exists()
