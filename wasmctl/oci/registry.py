@@ -512,7 +512,9 @@ class RegistryClient:
         key = f"pull {descriptor.digest}"
         tick = self._progress_start(key, f"pull {_short(descriptor)}", descriptor.size)
         try:
-            for piece in response.iter_raw(CHUNK):
+            # iter_raw() without a size hands over what the socket gave: re-chunking to 1 MiB
+            # made httpx copy every piece into a growing buffer (0.4 s of CPU per 512 MiB).
+            for piece in response.iter_raw():
                 if tick is not None:
                     tick(len(piece))
                 received += len(piece)
