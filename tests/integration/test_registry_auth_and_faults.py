@@ -39,6 +39,12 @@ def store_login(path: Path, host: str, **entry: str) -> None:
     path.write_text(json.dumps({"auths": {host: entry}}))
 
 
+def basic_login(path: Path, server: RegistryServer) -> None:
+    """Store the server's username and password, as `wasmctl login` would."""
+    auth = base64.b64encode(f"{server.username}:{server.password}".encode()).decode()
+    store_login(path, server.host, auth=auth)
+
+
 # -- Bearer tokens ---------------------------------------------------------------------------
 
 
@@ -47,8 +53,7 @@ def test_token_auth_one_token_per_scope_set(
     tmp_path: Path, private_credentials: Path,
 ) -> None:  # fmt: skip
     host = token_registry.host
-    auth = base64.b64encode(f"{token_registry.username}:{token_registry.password}".encode())
-    store_login(private_credentials, host, auth=auth.decode())
+    basic_login(private_credentials, token_registry)
     target = f"{host}/{repo_name}:v1"
     assert run(["push", "--plain-http", host, layout_ref(tmp_path), target]) == 0
     asked = [r.scope_set for r in token_issuer.requests]
@@ -69,8 +74,7 @@ def test_a_mount_asks_pull_on_the_source_repository(
     tmp_path: Path, private_credentials: Path,
 ) -> None:  # fmt: skip
     host = token_registry.host
-    auth = base64.b64encode(f"{token_registry.username}:{token_registry.password}".encode())
-    store_login(private_credentials, host, auth=auth.decode())
+    basic_login(private_credentials, token_registry)
     source = f"{host}/{repo_name}:v1"
     assert run(["push", "--plain-http", host, layout_ref(tmp_path), source]) == 0
     token_issuer.clear_requests()
@@ -95,8 +99,7 @@ def test_insufficient_scope_is_reported_not_looped(
     tmp_path: Path, private_credentials: Path,
 ) -> None:  # fmt: skip
     host = token_registry.host
-    auth = base64.b64encode(f"{token_registry.username}:{token_registry.password}".encode())
-    store_login(private_credentials, host, auth=auth.decode())
+    basic_login(private_credentials, token_registry)
     token_issuer.withhold = frozenset({"push"})
     assert run(["push", "--plain-http", host, layout_ref(tmp_path), f"{host}/{repo_name}:v1"]) == 3
     assert len(token_issuer.requests) <= 4  # bounded: no endless token refresh
