@@ -41,6 +41,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from tests.loopback import ServerThread
+
 _HOP_BY_HOP: Final = frozenset(
     {
         "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "te", "trailer",
@@ -115,8 +117,7 @@ class FaultProxy:
         self._requests: list[ProxiedRequest] = []
         self._connections = itertools.count(1)
         self.errors: list[BaseException] = []
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._serving: ServerThread | None = None
 
     # lifecycle
 
@@ -134,19 +135,12 @@ class FaultProxy:
                     with proxy._lock:
                         proxy.errors.append(error)
 
-        self._server = Server(("127.0.0.1", 0), _handler(self))
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.02,), name="fault-proxy", daemon=True
-        )
-        self._thread.start()
+        self._serving = ServerThread(Server(("127.0.0.1", 0), _handler(self)), "fault-proxy")
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
+        if self._serving is not None:
+            self._serving.stop()
+        self._serving = None
 
     def __enter__(self) -> FaultProxy:
         self.start()
@@ -158,10 +152,9 @@ class FaultProxy:
     @property
     def host(self) -> str:
         """``127.0.0.1:PORT`` of the proxy (what goes into a reference)."""
-        if self._server is None:
+        if self._serving is None:
             raise RuntimeError("the proxy is not running")
-        address, port = self._server.server_address[:2]
-        return f"{address!s}:{port}"
+        return self._serving.host
 
     @property
     def url(self) -> str:

@@ -54,6 +54,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.loopback import ServerThread
+
 REGISTRY_BINARY: Final = "/usr/bin/docker-registry"
 USERNAME: Final = "wasmctl-tester"
 PASSWORD: Final = "correct horse battery staple"
@@ -442,8 +444,7 @@ class TokenIssuer:
     refresh_tokens: dict[str, str] = field(default_factory=dict)
     _requests: list[TokenRequest] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _server: ThreadingHTTPServer | None = field(default=None, repr=False)
-    _thread: threading.Thread | None = field(default=None, repr=False)
+    _serving: ServerThread | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -457,20 +458,12 @@ class TokenIssuer:
 
     def start(self) -> None:
         server = ThreadingHTTPServer(("127.0.0.1", 0), _token_handler(self))
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, args=(0.02,), name="token-issuer", daemon=True
-        )
-        self._thread.start()
+        self._serving = ServerThread(server, "token-issuer")
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
+        if self._serving is not None:
+            self._serving.stop()
+        self._serving = None
 
     def __enter__(self) -> TokenIssuer:
         self.start()
@@ -481,10 +474,9 @@ class TokenIssuer:
 
     @property
     def url(self) -> str:
-        if self._server is None:
+        if self._serving is None:
             raise RuntimeError("the token issuer is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"http://{self._serving.host}"
 
     @property
     def realm(self) -> str:
