@@ -20,7 +20,6 @@ import tarfile
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
 
 from wasmctl.errors import InputError
 from wasmctl.oci import media_types as mt
@@ -437,8 +436,3 @@ def _locked(root: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-def open_blob(layout: OCILayout, descriptor: Descriptor) -> BinaryIO:
-    """A blob opened for reading (not verified; see `verify_blob`)."""
-    return layout.blob_path(descriptor.digest).open("rb")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -170,15 +170,7 @@ class Manifest:
     @classmethod
     def from_bytes(cls, raw: bytes) -> Manifest:
         """Parse a manifest, keeping its bytes."""
-        data = _load(raw, "manifest")
-        media_type = _str(data, "mediaType")
-        if media_type is not None and media_type not in mt.MANIFEST_TYPES:
-            raise ManifestError(f"not an image manifest: mediaType {media_type}")
-        if data.get("schemaVersion") != 2:
-            raise ManifestError("manifest schemaVersion must be 2")
-        layers = data.get("layers")
-        if not isinstance(layers, list):
-            raise ManifestError("manifest layers must be a list")
+        data, layers = _document(raw, "manifest", mt.MANIFEST_TYPES, "layers")
         return cls(
             config=Descriptor.from_json(data.get("config")),
             layers=tuple(Descriptor.from_json(d) for d in layers),
@@ -213,20 +205,29 @@ class Index:
     @classmethod
     def from_bytes(cls, raw: bytes) -> Index:
         """Parse an index, keeping its bytes."""
-        data = _load(raw, "index")
-        media_type = _str(data, "mediaType")
-        if media_type is not None and media_type not in mt.INDEX_TYPES:
-            raise ManifestError(f"not an image index: mediaType {media_type}")
-        if data.get("schemaVersion") != 2:
-            raise ManifestError("index schemaVersion must be 2")
-        manifests = data.get("manifests")
-        if not isinstance(manifests, list):
-            raise ManifestError("index manifests must be a list")
+        data, manifests = _document(raw, "index", mt.INDEX_TYPES, "manifests")
         return cls(
             manifests=tuple(Descriptor.from_json(d) for d in manifests),
             **_common_fields(data),
             raw=bytes(raw),
         )
+
+
+def _document(
+    raw: bytes, what: str, media_types: tuple[str, ...], list_key: str
+) -> tuple[dict[str, Any], list[Any]]:
+    """The JSON of a manifest or index, its media type and schema version checked, and the
+    list of descriptors it holds (`layers` or `manifests`)."""
+    data = _load(raw, what)
+    media_type = _str(data, "mediaType")
+    if media_type is not None and media_type not in media_types:
+        raise ManifestError(f"not an image {what}: mediaType {media_type}")
+    if data.get("schemaVersion") != 2:
+        raise ManifestError(f"{what} schemaVersion must be 2")
+    items = data.get(list_key)
+    if not isinstance(items, list):
+        raise ManifestError(f"{what} {list_key} must be a list")
+    return data, items
 
 
 def _with_common_fields(out: dict[str, Any], document: Manifest | Index) -> dict[str, Any]:
@@ -303,8 +304,3 @@ def _annotations(data: Mapping[str, Any]) -> dict[str, str]:
     ):
         raise ManifestError("annotations must map strings to strings")
     return dict(value)
-
-
-def sorted_unique(names: Sequence[str]) -> list[str]:
-    """Names sorted and without repeats (WIT import/export lists of the Wasm config)."""
-    return sorted(set(names))

@@ -84,11 +84,6 @@ class RegistryReference:
 Reference = LayoutReference | RegistryReference
 
 
-def is_layout_reference(text: str) -> bool:
-    """True for `oci:` and `oci-archive:` references."""
-    return text.startswith(("oci:", "oci-archive:"))
-
-
 def parse_reference(text: str) -> Reference:
     """Any reference wasmctl understands."""
     if text.startswith("oci-archive:"):
