@@ -104,7 +104,7 @@ def build(
         build_artifact,
         created_from_environment,
     )
-    from wasmctl.oci.reference import LayoutReference, parse_reference
+    from wasmctl.oci.reference import parse_reference
 
     ref = parse_reference(tag)
     annotations: dict[str, str] = {}
@@ -133,16 +133,7 @@ def build(
         created=created,
         epoch=epoch,
     )
-    if isinstance(ref, LayoutReference):
-        result = build_artifact(module, ref, options)
-    else:  # build into a private layout, then push it
-        import tempfile
-
-        from wasmctl.oci.transfer import copy
-
-        with tempfile.TemporaryDirectory(prefix="wasmctl-build-") as tmp:
-            result = build_artifact(module, LayoutReference(Path(tmp) / "layout", "built"), options)
-            copy(result.reference, ref, registry_options(plain_http, ca_file))
+    result = build_artifact(module, ref, options, registry_options(plain_http, ca_file))
     for warning in result.warnings:
         info(f"warning: {warning}")
     kind = "component" if result.module.is_component else "module"

@@ -13,6 +13,7 @@ JSON is canonical, the tar has fixed owners, modes and times, and gzip's header 
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 import io
@@ -24,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wasmctl.errors import InputError, WasmParseError
 from wasmctl.oci import media_types as mt
@@ -32,8 +33,11 @@ from wasmctl.oci.layout import LayoutWriter, layout_for_writing
 from wasmctl.oci.models import Descriptor, Index, Manifest, Platform, canonical_json
 from wasmctl.oci.opa_bundle import OpaBundle, is_gzip, read_bundle
 from wasmctl.oci.pgzip import ParallelGzipWriter
-from wasmctl.oci.reference import DEFAULT_TAG, LayoutReference
+from wasmctl.oci.reference import DEFAULT_TAG, LayoutReference, Reference, RegistryReference
 from wasmctl.wasm.model import Module
+
+if TYPE_CHECKING:
+    from wasmctl.oci.transfer import RegistryOptions
 from wasmctl.wasm.parser import exported_i32_global, open_binary, parse
 
 # Part of the format: another level, or another block size in pgzip, gives another digest.
@@ -82,7 +86,7 @@ class BuildOptions:
 class BuildResult:
     """What was written: the tagged descriptor (manifest or index) and the manifest."""
 
-    reference: LayoutReference
+    reference: Reference
     descriptor: Descriptor
     manifest: Manifest
     config: dict[str, Any]
@@ -107,8 +111,24 @@ def created_from_environment(environ: Mapping[str, str] | None = None) -> tuple[
     return stamp, epoch
 
 
-def build_artifact(source: Path, target: LayoutReference, options: BuildOptions) -> BuildResult:
-    """Validate `source`, pack it, and tag it in the layout; nothing is written on failure."""
+def build_artifact(
+    source: Path,
+    target: Reference,
+    options: BuildOptions,
+    registry: RegistryOptions | None = None,
+) -> BuildResult:
+    """Validate `source`, pack it, and tag it; nothing is written on failure.
+
+    A layout target is written as a transaction; for a registry target the artifact is built
+    into a private layout first, then pushed (`registry` says how to reach the registry).
+    """
+    if isinstance(target, RegistryReference):
+        from wasmctl.oci.transfer import copy
+
+        with tempfile.TemporaryDirectory(prefix="wasmctl-build-") as tmp:
+            built = build_artifact(source, LayoutReference(Path(tmp) / "layout", "built"), options)
+            copy(built.reference, target, registry)
+        return dataclasses.replace(built, reference=target)
     if target.digest is not None:
         raise InputError(f"{target}: build writes a tag, not a digest")
     if options.index and options.format is not ArtifactFormat.COMPAT:
