@@ -151,17 +151,9 @@ for name, (fmt, layer_type) in want.items():
 CHECK
 
 # --- context ------------------------------------------------------------------------------
-NCPU=$(nproc)
-LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?')
-WASMCTL_VERSION=$("$PY" -c 'import wasmctl; print(wasmctl.__version__)')
+read_context
 GZIP_LEVEL=$("$PY" -c 'from wasmctl.oci.build import GZIP_LEVEL; print(GZIP_LEVEL)')
 BUILDAH_VERSION=$("$BUILDAH" --version)
-HYPERFINE_VERSION=$(hyperfine --version)
-PY_VERSION=$("$PY" -c 'import platform; print(platform.python_version())')
-GIT_REV=$(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [[ -n "$(git -C "$HERE" status --porcelain -- ../wasmctl 2>/dev/null)" ]]; then
-    GIT_REV="$GIT_REV+dirty"
-fi
 log "wasmctl $WASMCTL_VERSION ($GIT_REV, GZIP_LEVEL $GZIP_LEVEL), $BUILDAH_VERSION," \
     "$HYPERFINE_VERSION, Python $PY_VERSION, $NCPU cores"
 

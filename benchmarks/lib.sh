@@ -62,3 +62,20 @@ fetch_python_wasm() {
     mv "$dl/python.wasm" "$WASM"   # only a verified file ever lands at $WASM
     rm -rf "$dl"                   # the wheel is not needed again
 }
+
+# What every results file records about the run: NCPU, LOAD_BEFORE, WASMCTL_VERSION,
+# HYPERFINE_VERSION, PY_VERSION, and GIT_REV (with "+dirty" when wasmctl/ has edits).
+# shellcheck disable=SC2034  # the variables are read by the scripts that source this file
+read_context() {
+    local root
+    root=$(cd "$WORK/../.." && pwd)
+    NCPU=$(nproc)
+    LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?')
+    WASMCTL_VERSION=$("$PY" -c 'import wasmctl; print(wasmctl.__version__)')
+    HYPERFINE_VERSION=$(hyperfine --version)
+    PY_VERSION=$("$PY" -c 'import platform; print(platform.python_version())')
+    GIT_REV=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+    if [[ -n "$(git -C "$root" status --porcelain -- wasmctl 2>/dev/null)" ]]; then
+        GIT_REV="$GIT_REV+dirty"
+    fi
+}

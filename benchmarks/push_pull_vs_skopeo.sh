@@ -332,19 +332,11 @@ for n in "${ALL_SIZES[@]}"; do
 done
 
 # --- context ------------------------------------------------------------------------------
-NCPU=$(nproc)
-LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?')
-WASMCTL_VERSION=$("$PY" -c 'import wasmctl; print(wasmctl.__version__)')
+read_context
 HTTPX_VERSION=$("$PY" -c 'import httpx; print(httpx.__version__)')
 SKOPEO_VERSION=$("$SKOPEO" --version)
 REGISTRY_VERSION=$("$REGISTRY_BIN" --version)
-HYPERFINE_VERSION=$(hyperfine --version)
-PY_VERSION=$("$PY" -c 'import platform; print(platform.python_version())')
 ROOT=$(cd "$HERE/.." && pwd)
-GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [[ -n "$(git -C "$ROOT" status --porcelain -- wasmctl 2>/dev/null)" ]]; then
-    GIT_REV="$GIT_REV+dirty"
-fi
 code_fingerprint() {  # the wasmctl code that runs, whether committed or not
     (cd "$ROOT" && find wasmctl -name '*.py' -print0 | sort -z | xargs -0 sha256sum | sha256sum \
         | cut -c1-16)

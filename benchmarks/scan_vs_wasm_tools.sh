@@ -59,16 +59,8 @@ fetch_python_wasm
 
 # --- context ------------------------------------------------------------------------------
 export COLUMNS=100   # the same width for every program, terminal or not
-NCPU=$(nproc)
-LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?')
-WASMCTL_VERSION=$("$PY" -c 'import wasmctl; print(wasmctl.__version__)')
+read_context
 WASM_TOOLS_VERSION=$("$WASM_TOOLS" --version)
-HYPERFINE_VERSION=$(hyperfine --version)
-PY_VERSION=$("$PY" -c 'import platform; print(platform.python_version())')
-GIT_REV=$(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [[ -n "$(git -C "$HERE" status --porcelain -- ../wasmctl 2>/dev/null)" ]]; then
-    GIT_REV="$GIT_REV+dirty"
-fi
 log "wasmctl $WASMCTL_VERSION ($GIT_REV), $WASM_TOOLS_VERSION, $HYPERFINE_VERSION," \
     "Python $PY_VERSION, $NCPU cores"
 

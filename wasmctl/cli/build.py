@@ -104,7 +104,7 @@ def build(
         build_artifact,
         created_from_environment,
     )
-    from wasmctl.oci.reference import parse_reference
+    from wasmctl.oci.reference import RegistryReference, parse_reference
 
     ref = parse_reference(tag)
     annotations: dict[str, str] = {}
@@ -133,7 +133,9 @@ def build(
         created=created,
         epoch=epoch,
     )
-    result = build_artifact(module, ref, options, registry_options(plain_http, ca_file))
+    # registry options load httpx and rich's progress bars: only for a registry target
+    registry = registry_options(plain_http, ca_file) if isinstance(ref, RegistryReference) else None
+    result = build_artifact(module, ref, options, registry)
     for warning in result.warnings:
         info(f"warning: {warning}")
     kind = "component" if result.module.is_component else "module"

@@ -83,7 +83,14 @@ def scan(
     if not policies:
         policies = [AUDIT]
     policies = [p.with_overrides(allow or (), deny or ()) for p in policies]
-    report = scan_paths(targets, policies, registry_options(plain_http, ca_file))
+    # Registry options load httpx and rich's progress bars: only when a target needs them.
+    from wasmctl.oci.reference import looks_like_reference
+
+    remote = any(
+        looks_like_reference(t) and not t.startswith(("oci:", "oci-archive:")) for t in targets
+    )
+    options = registry_options(plain_http, ca_file) if remote else None
+    report = scan_paths(targets, policies, options)
     text = render(
         report,
         ReportFormat(fmt.value),
