@@ -2,6 +2,7 @@
 
     WasmctlError                 exit 4 unless a subclass says otherwise
     ├── DeniedError              exit 1: the answer is "no" (policy violation, bad signature)
+    │   └── SignatureError       one signature, bundle or log entry that does not verify
     ├── InputError               exit 2: bad flag, unreadable file, malformed input
     │   ├── WasmParseError       a module or component that is not well formed (has an offset)
     │   └── PolicyError          a policy file that cannot be read or does not fit the schema
@@ -49,6 +50,11 @@ class DeniedError(WasmctlError):
     """A policy or a verification said no."""
 
     exit_code = ExitCode.DENIED
+
+
+class SignatureError(DeniedError):
+    """A signature, a bundle or a transparency log entry did not verify; the message says
+    which check failed."""
 
 
 class InputError(WasmctlError):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wasmctl.oci.artifact import (
     Artifact,
@@ -16,28 +16,38 @@ from wasmctl.oci.models import Descriptor
 from wasmctl.oci.reference import LayoutReference, Reference
 from wasmctl.oci.transfer import RegistryOptions
 
+if TYPE_CHECKING:
+    from wasmctl.sign.targets import FoundSignature
+
 SCHEMA = "wasmctl.inspect-artifact/v1"
 
 
 def inspect_reference(ref: Reference, options: RegistryOptions | None = None) -> dict[str, Any]:
     """Resolve a layout or registry reference and describe it, referrers included."""
     from wasmctl.oci.referrers import list_layout_referrers, list_referrers
+    from wasmctl.sign.storage import LayoutStore, RegistryStore
+    from wasmctl.sign.targets import list_signatures
 
     if isinstance(ref, LayoutReference):
         with open_artifact(ref) as (layout, artifact):
-            referrers = list_layout_referrers(layout, artifact.descriptor.digest)
-            return describe_artifact(artifact, referrers)
+            digest = artifact.descriptor.digest
+            referrers = list_layout_referrers(layout, digest)
+            signatures = list_signatures(LayoutStore(layout, ref, None), digest)
+            return describe_artifact(artifact, referrers, signatures)
     options = options or RegistryOptions()
     with options.client(ref.registry) as client:
         raw, media_type, digest = client.get_manifest(ref.repository, ref.digest or ref.tag or "")
         reader = RepositoryReader(client, ref.repository)
         artifact = resolve_artifact(reader, Descriptor(media_type, digest, len(raw)), str(ref))
         referrers = list_referrers(client, ref.repository, digest)
-    return describe_artifact(artifact, referrers)
+        signatures = list_signatures(RegistryStore(client, ref), digest)
+    return describe_artifact(artifact, referrers, signatures)
 
 
 def describe_artifact(
-    artifact: Artifact, referrers: list[Descriptor] | None = None
+    artifact: Artifact,
+    referrers: list[Descriptor] | None = None,
+    signatures: list[FoundSignature] | None = None,
 ) -> dict[str, Any]:
     """JSON-ready data: what `inspect --format json REF` prints."""
     manifest = artifact.manifest
@@ -71,6 +81,7 @@ def describe_artifact(
             }
             for r in referrers or ()
         ],
+        "signatures": [s.to_json() for s in signatures or ()],
     }
     if artifact.index is not None and artifact.index_kind is not None:
         out["index"] = {

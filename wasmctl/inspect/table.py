@@ -121,4 +121,23 @@ def render_artifact_table(info: dict[str, Any], *, color: bool = False, width: i
             )
         console.print(Text(f"{info['index']['kind']}:", style="bold"))
         console.print(table)
+    if info.get("referrers"):
+        table = _table("referrer", "artifact type")
+        for referrer in info["referrers"]:
+            table.add_row(
+                referrer["digest"][:19] + "…", Text(printable(referrer["artifactType"] or ""))
+            )
+        console.print(table)
+    if info.get("signatures"):
+        table = _table("signature", "kind", "signer")
+        for found in info["signatures"]:
+            kind = found["kind"]
+            if found["kind"] == "attestation" and found["predicateType"]:
+                kind = f"attestation {found['predicateType']}"
+            table.add_row(
+                Text(printable(found["source"])),
+                Text(printable(kind)),
+                Text(printable(found["error"] or found["signer"])),
+            )
+        console.print(table)
     return buffer.getvalue()

@@ -1,0 +1,453 @@
+"""`wasmctl generate-key-pair`, `sign`, `verify`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from wasmctl.cli._common import TableOrJson, info, write_output
+from wasmctl.cli.registry import CaFile, PlainHttp, registry_options
+
+if TYPE_CHECKING:
+    from wasmctl.sign.policy import Policy
+    from wasmctl.sign.targets import Verification
+
+KEYPAIR_EXAMPLES = """
+Examples:
+
+  wasmctl generate-key-pair                       # cosign.key, cosign.pub
+
+  COSIGN_PASSWORD=... wasmctl generate-key-pair --output-key-prefix release
+"""
+SIGN_EXAMPLES = """
+Examples:
+
+  wasmctl sign --key cosign.key oci:out:v1
+
+  wasmctl sign ghcr.io/acme/app:v1                # keyless: CI's OIDC token or a browser
+
+  wasmctl sign --key cosign.key app.wasm          # writes app.wasm.sigstore.json
+"""
+VERIFY_EXAMPLES = """
+Examples:
+
+  wasmctl verify --key cosign.pub oci:out:v1
+
+  wasmctl verify ghcr.io/acme/app:v1 --offline \\
+    --certificate-identity-regexp 'https://github.com/acme/app/.*' \\
+    --certificate-oidc-issuer https://token.actions.githubusercontent.com
+
+  wasmctl verify app.wasm --bundle app.wasm.sigstore.json --key cosign.pub --trusted-root root.json
+"""
+
+# `cosign attest --type` names for the common predicate types (cmd/cosign/cli/options/predicate.go)
+PREDICATE_ALIASES = {
+    "cyclonedx": "https://cyclonedx.org/bom",
+    "spdx": "https://spdx.dev/Document",
+    "spdxjson": "https://spdx.dev/Document",
+    "slsaprovenance": "https://slsa.dev/provenance/v0.2",
+    "slsaprovenance02": "https://slsa.dev/provenance/v0.2",
+    "slsaprovenance1": "https://slsa.dev/provenance/v1",
+    "openvex": "https://openvex.dev/ns",
+    "vuln": "https://cosign.sigstore.dev/attestation/vuln/v1",
+    "link": "https://in-toto.io/Link/v1",
+    "custom": "https://cosign.sigstore.dev/attestation/v1",
+}
+
+BundleOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--bundle",
+        help="For a file: the bundle to write or read (default FILE.sigstore.json).",
+        metavar="PATH",
+    ),
+]
+
+
+def _password(prompt: str, *, confirm: bool) -> bytes:
+    """`COSIGN_PASSWORD` if set (even empty), else a prompt at a terminal."""
+    from wasmctl.errors import InputError
+    from wasmctl.sign.keys import read_password
+
+    password = read_password(os.environ)
+    if password is not None:
+        return password
+    if not sys.stdin.isatty():
+        raise InputError("no password for the key", hint="set COSIGN_PASSWORD (it may be empty)")
+    text: str = typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm, default="")
+    return text.encode()
+
+
+def generate_key_pair(
+    output_key_prefix: Annotated[
+        str,
+        typer.Option(
+            "--output-key-prefix", help="Write PREFIX.key and PREFIX.pub.", metavar="PREFIX"
+        ),
+    ] = "cosign",
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing key files.")] = False,
+) -> None:
+    """Write a cosign-compatible key pair: an encrypted private key and its public key.
+
+    The password comes from COSIGN_PASSWORD, else a prompt. The private key is ECDSA P-256,
+    encrypted with scrypt and NaCl secretbox, as `cosign generate-key-pair` writes it.
+    """
+    from wasmctl.sign.keys import generate_key_pair as generate
+    from wasmctl.sign.keys import write_key_pair
+
+    password = _password("Password for the private key", confirm=True)
+    key_path, pub_path = write_key_pair(generate(password), Path(output_key_prefix), force=force)
+    info(f"Private key written to {key_path}")
+    info(f"Public key written to {pub_path}")
+
+
+def _is_file_target(target: str) -> bool:
+    from wasmctl.oci.reference import looks_like_reference
+
+    if target.startswith(("oci:", "oci-archive:")):
+        return False
+    return Path(target).is_file() or not looks_like_reference(target)
+
+
+def _remote(ref: object) -> bool:
+    from wasmctl.oci.reference import RegistryReference
+
+    return isinstance(ref, RegistryReference)
+
+
+def sign(
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="A file, or an artifact (oci:DIR[:TAG], oci-archive:FILE[:TAG], "
+            "REGISTRY/REPO[:TAG|@DIGEST]).",
+            metavar="TARGET",
+        ),
+    ],
+    key: Annotated[
+        Path | None,
+        typer.Option(
+            "--key", help="Sign with this cosign private key (no transparency log).", metavar="FILE"
+        ),
+    ] = None,
+    identity_token: Annotated[
+        str | None,
+        typer.Option(
+            "--identity-token",
+            help="Keyless: this OIDC token, instead of the CI's or a browser flow.",
+            metavar="TOKEN",
+            show_default=False,
+        ),
+    ] = None,
+    trust_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--trust-config",
+            help="Keyless: a Sigstore client trust config (private deployments); default "
+            "the public-good instance over TUF.",
+            metavar="FILE",
+        ),
+    ] = None,
+    bundle: BundleOption = None,
+    plain_http: PlainHttp = None,
+    ca_file: CaFile = None,
+) -> None:
+    """Sign a file or an artifact, keyless (Sigstore) or with a cosign key.
+
+    An artifact's signature is a Sigstore bundle stored as an OCI referrer of its manifest
+    (cosign v3's layout); a file's is a bundle beside it, as `cosign sign-blob --bundle`.
+    """
+    from wasmctl.errors import InputError
+    from wasmctl.oci.reference import parse_reference
+    from wasmctl.sign.signer import KeylessSigning, KeySigning, SigningBackend
+    from wasmctl.sign.targets import sign_file, sign_reference
+
+    if key is not None and (identity_token or trust_config):
+        raise InputError("--key signs without Sigstore: drop --identity-token/--trust-config")
+    file_target = _is_file_target(target)
+    if bundle is not None and not file_target:
+        raise InputError("--bundle is for files; an artifact's bundle is stored as a referrer")
+
+    def run(backend: SigningBackend) -> None:
+        if file_target:
+            written = sign_file(Path(target), backend, bundle)
+            info(f"Signed {target}; bundle written to {written}")
+            return
+        ref = parse_reference(target)
+        options = registry_options(plain_http, ca_file) if _remote(ref) else None
+        signed = sign_reference(ref, backend, options)
+        info(f"Signed {target} ({signed.subject.digest})")
+        info(f"Signature stored as referrer {signed.referrer.digest}")
+
+    if key is not None:
+        run(KeySigning(_load_private_key(key)))
+        return
+    with KeylessSigning(trust_config=trust_config, identity_token=identity_token) as keyless:
+        info(f"Signing keyless as {keyless.identity}")
+        run(keyless)
+
+
+def _load_private_key(path: Path) -> Any:
+    from wasmctl.errors import InputError
+    from wasmctl.sign.keys import load_private_key
+
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise InputError(f"cannot read key {path}: {e.strerror or e}") from None
+    if b"ENCRYPTED" not in data:
+        return load_private_key(data, b"", source=str(path))
+    return load_private_key(
+        data, _password(f"Password for {path}", confirm=False), source=str(path)
+    )
+
+
+def verify(
+    target: Annotated[
+        str,
+        typer.Argument(help="A file (with --bundle), or an artifact reference.", metavar="TARGET"),
+    ],
+    key: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--key",
+            help="Trust signatures by this public key (cosign.pub); repeatable.",
+            metavar="FILE",
+        ),
+    ] = None,
+    certificate_identity: Annotated[
+        str | None,
+        typer.Option(
+            "--certificate-identity",
+            help="Keyless: the exact signer identity (email, or URI such as a workflow).",
+            metavar="ID",
+        ),
+    ] = None,
+    certificate_identity_regexp: Annotated[
+        str | None,
+        typer.Option(
+            "--certificate-identity-regexp",
+            help="Keyless: a pattern the whole identity must match (anchored, unlike cosign's).",
+            metavar="REGEX",
+        ),
+    ] = None,
+    certificate_oidc_issuer: Annotated[
+        str | None,
+        typer.Option(
+            "--certificate-oidc-issuer", help="Keyless: the exact OIDC issuer.", metavar="URL"
+        ),
+    ] = None,
+    certificate_oidc_issuer_regexp: Annotated[
+        str | None,
+        typer.Option(
+            "--certificate-oidc-issuer-regexp",
+            help="Keyless: a pattern the whole issuer must match (anchored).",
+            metavar="REGEX",
+        ),
+    ] = None,
+    github_repository: Annotated[
+        str | None,
+        typer.Option(
+            "--github-repository",
+            "--certificate-github-workflow-repository",
+            help="Keyless: the GitHub repository (owner/name) that signed.",
+            metavar="REPO",
+        ),
+    ] = None,
+    github_ref: Annotated[
+        str | None,
+        typer.Option(
+            "--github-ref",
+            "--certificate-github-workflow-ref",
+            help="Keyless: the git ref the workflow ran on (refs/tags/v1).",
+            metavar="REF",
+        ),
+    ] = None,
+    github_workflow_trigger: Annotated[
+        str | None,
+        typer.Option(
+            "--github-workflow-trigger",
+            "--certificate-github-workflow-trigger",
+            help="Keyless: the event that started the workflow (push, release).",
+            metavar="EVENT",
+        ),
+    ] = None,
+    github_workflow_sha: Annotated[
+        str | None,
+        typer.Option(
+            "--github-workflow-sha",
+            "--certificate-github-workflow-sha",
+            help="Keyless: the commit the workflow ran on.",
+            metavar="SHA",
+        ),
+    ] = None,
+    github_workflow_name: Annotated[
+        str | None,
+        typer.Option(
+            "--github-workflow-name",
+            "--certificate-github-workflow-name",
+            help="Keyless: the workflow's name.",
+            metavar="NAME",
+        ),
+    ] = None,
+    attestation: Annotated[
+        str | None,
+        typer.Option(
+            "--attestation",
+            help="Verify attestations of this predicate type (a URI, "
+            "or cyclonedx, spdx, slsaprovenance1, ...) instead of signatures.",
+            metavar="TYPE",
+        ),
+    ] = None,
+    require: Annotated[
+        int, typer.Option("--require", min=1, help="How many signatures must verify.")
+    ] = 1,
+    bundle: BundleOption = None,
+    trusted_root: Annotated[
+        Path | None,
+        typer.Option(
+            "--trusted-root",
+            help="Verify against this Sigstore trusted root "
+            "(or client trust config) file: offline, no TUF.",
+            metavar="FILE",
+        ),
+    ] = None,
+    offline: Annotated[
+        bool,
+        typer.Option(
+            "--offline",
+            help="Use the production trusted root embedded in "
+            "sigstore-python; no network but the artifact's registry.",
+        ),
+    ] = False,
+    fmt: Annotated[
+        TableOrJson, typer.Option("--format", "-f", help="Output format.")
+    ] = TableOrJson.TABLE,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write to FILE instead of stdout.", metavar="FILE"),
+    ] = None,
+    plain_http: PlainHttp = None,
+    ca_file: CaFile = None,
+) -> None:
+    """Verify signatures (or attestations) against a key or a keyless identity policy.
+
+    Every signature found is checked (referrers, the referrers tag, cosign's .sig and .att
+    tags); the target passes when --require of them verify. Regexes are matched against the
+    whole value (re.fullmatch). Exit 1 shows what was found next to what was asked.
+    """
+    import json
+
+    from wasmctl.oci.reference import parse_reference
+    from wasmctl.sign.targets import verify_file, verify_reference
+    from wasmctl.sign.verifier import TrustSource
+
+    claims = {
+        "github-repository": github_repository,
+        "github-ref": github_ref,
+        "github-workflow-trigger": github_workflow_trigger,
+        "github-workflow-sha": github_workflow_sha,
+        "github-workflow-name": github_workflow_name,
+    }
+    policy = _policy(
+        key,
+        certificate_identity,
+        certificate_identity_regexp,
+        certificate_oidc_issuer,
+        certificate_oidc_issuer_regexp,
+        {k: v for k, v in claims.items() if v is not None},
+    )
+    trust = TrustSource(trusted_root, offline)
+    predicate = PREDICATE_ALIASES.get(attestation, attestation) if attestation else None
+    if _is_file_target(target):
+        result = verify_file(
+            Path(target), policy, trust, bundle_path=bundle, predicate_type=predicate
+        )
+    else:
+        from wasmctl.errors import InputError
+
+        if bundle is not None:
+            raise InputError("--bundle is for files; an artifact's bundles are found by reference")
+        ref = parse_reference(target)
+        options = registry_options(plain_http, ca_file) if _remote(ref) else None
+        result = verify_reference(
+            ref, policy, trust, options, predicate_type=predicate, required=require
+        )
+    if fmt is TableOrJson.JSON:
+        text = json.dumps(result.to_json(), indent=2) + "\n"
+    else:
+        text = render_verification(result)
+    write_output(text, output)
+    if not result.passed:
+        raise typer.Exit(1)
+
+
+def _policy(
+    keys: list[Path] | None,
+    identity: str | None,
+    identity_regexp: str | None,
+    issuer: str | None,
+    issuer_regexp: str | None,
+    claims: dict[str, str],
+) -> Policy:
+    from wasmctl.errors import InputError
+    from wasmctl.sign.keys import load_public_key
+    from wasmctl.sign.policy import IdentityPolicy, KeyPolicy
+
+    keyless = any(x is not None for x in (identity, identity_regexp, issuer, issuer_regexp))
+    if keys:
+        if keyless or claims:
+            raise InputError("give --key or a keyless identity policy, not both")
+        loaded = []
+        for path in keys:
+            try:
+                loaded.append(load_public_key(path.read_bytes(), source=str(path)))
+            except OSError as e:
+                raise InputError(f"cannot read key {path}: {e.strerror or e}") from None
+        return KeyPolicy(tuple(loaded), ", ".join(str(p) for p in keys))
+    if (identity and identity_regexp) or (issuer and issuer_regexp):
+        raise InputError("give an exact value or a regexp for each of identity and issuer")
+    if not (identity or identity_regexp) or not (issuer or issuer_regexp):
+        raise InputError(
+            "nothing to trust: give --key, or both an identity and an issuer",
+            hint="--certificate-identity[-regexp] with --certificate-oidc-issuer[-regexp]",
+        )
+    return IdentityPolicy(identity, identity_regexp, issuer, issuer_regexp, claims)
+
+
+def render_verification(result: Verification) -> str:
+    """The human summary: the verdict, each signature, and the policy."""
+    mark = "verified" if result.passed else "NOT verified"
+    what = (
+        f"attestations ({result.predicate_type})"
+        if result.predicate_type
+        and (result.predicate_type != "https://sigstore.dev/cosign/sign/v1")
+        else "signatures"
+    )
+    lines = [
+        f"{result.target}: {mark} ({result.verified} of {len(result.checks)} {what} verify, "
+        f"{result.required} required)",
+        f"  digest: {result.digest}",
+    ]
+    wanted = ", ".join(f"{k} {v}" for k, v in result.policy.items())
+    lines.append(f"  policy: {wanted}")
+    if not result.checks:
+        lines.append("  no signatures found")
+    for check in result.checks:
+        status = "ok  " if check.ok else "FAIL"
+        signer = check.signer.describe() if check.signer else "unknown signer"
+        logged = ", logged" if check.logged else ""
+        lines.append(f"  {status} {check.source} [{check.format}{logged}]")
+        lines.append(f"       signer: {signer}")
+        if check.subjects:
+            lines.append(f"       subject: {', '.join(check.subjects)}")
+        if check.predicate_type:
+            lines.append(f"       predicate: {check.predicate_type}")
+        if check.error:
+            lines.append(f"       reason: {check.error}")
+    lines += [f"  problem: {p}" for p in result.problems]
+    return "\n".join(lines) + "\n"

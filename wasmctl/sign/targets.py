@@ -1,0 +1,296 @@
+"""Signing and verifying what users point at: a local file, or an artifact by reference.
+
+A file's signature is a bundle beside it (`FILE.sigstore.json`, as `cosign sign-blob
+--bundle`); an artifact's is a referrer of its manifest. Verification collects every
+signature found, checks each one, and passes when at least `required` verify: one trusted
+signature is enough by default, whatever else is stored beside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wasmctl.errors import InputError
+from wasmctl.oci.models import Descriptor
+from wasmctl.oci.reference import Reference
+from wasmctl.oci.transfer import RegistryOptions
+from wasmctl.sign.bundle import BUNDLE_V03, COSIGN_SIGN_PREDICATE, Bundle, statement_for
+from wasmctl.sign.legacy import DSSE_LAYER, verify_attestation_layer, verify_simple_signing
+from wasmctl.sign.policy import Policy
+from wasmctl.sign.signer import SigningBackend
+from wasmctl.sign.storage import (
+    ArtifactStore,
+    Candidate,
+    bundle_referrer,
+    find_candidates,
+    open_store,
+)
+from wasmctl.sign.verifier import Check, Expectation, TrustSource, verify_bundle
+
+SCHEMA = "wasmctl.verify/v1"
+BUNDLE_SUFFIX = ".sigstore.json"
+
+
+@dataclass(frozen=True)
+class Verification:
+    """Every signature found for a target, each one's result, and the verdict."""
+
+    target: str
+    digest: str
+    policy: dict[str, Any]
+    required: int
+    checks: tuple[Check, ...]
+    problems: tuple[str, ...] = ()
+    predicate_type: str | None = None
+
+    @property
+    def verified(self) -> int:
+        return sum(1 for c in self.checks if c.ok)
+
+    @property
+    def passed(self) -> bool:
+        return self.verified >= self.required
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "target": self.target,
+            "digest": self.digest,
+            "passed": self.passed,
+            "required": self.required,
+            "verified": self.verified,
+            "predicateType": self.predicate_type,
+            "policy": self.policy,
+            "signatures": [c.to_json() for c in self.checks],
+            "problems": list(self.problems),
+        }
+
+
+def file_digest(path: Path) -> str:
+    """`sha256:<hex>` of a file, read in chunks."""
+    try:
+        with path.open("rb") as f:
+            return "sha256:" + hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError as e:
+        raise InputError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def default_bundle_path(path: Path) -> Path:
+    return path.with_name(path.name + BUNDLE_SUFFIX)
+
+
+# -- files ------------------------------------------------------------------------------------
+
+
+def sign_file(path: Path, backend: SigningBackend, bundle_path: Path | None = None) -> Path:
+    """Sign a file's sha256; write the bundle atomically beside it (or to `bundle_path`)."""
+    digest = file_digest(path)
+    bundle = backend.sign_digest(bytes.fromhex(digest.partition(":")[2]))
+    target = bundle_path or default_bundle_path(path)
+    _write_atomically(target, bundle)
+    return target
+
+
+def verify_file(
+    path: Path,
+    policy: Policy,
+    trust: TrustSource,
+    *,
+    bundle_path: Path | None = None,
+    predicate_type: str | None = None,
+) -> Verification:
+    """Verify a file against its bundle (a message signature, or a DSSE statement about it)."""
+    digest = file_digest(path)
+    source = bundle_path or default_bundle_path(path)
+    try:
+        raw = source.read_bytes()
+    except OSError as e:
+        raise InputError(f"cannot read bundle {source}: {e.strerror or e}") from None
+    bundle = Bundle.from_bytes(raw, str(source))
+    expected = Expectation(digest, predicate_type)
+    check = verify_bundle(bundle, expected, policy, trust, source=f"bundle {source}")
+    return Verification(str(path), digest, policy.describe(), 1, (check,), (), predicate_type)
+
+
+# -- artifacts ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignedArtifact:
+    """What signing an artifact stored: the subject and the referrer holding the bundle."""
+
+    subject: Descriptor
+    referrer: Descriptor
+    predicate_type: str
+
+
+def sign_reference(
+    ref: Reference,
+    backend: SigningBackend,
+    options: RegistryOptions | None = None,
+    *,
+    predicate_type: str = COSIGN_SIGN_PREDICATE,
+    predicate: Any = None,
+) -> SignedArtifact:
+    """Sign the manifest (or index) `ref` resolves to and store the bundle as its referrer."""
+    with open_store(ref, options, write=True) as store:
+        subject = store.subject()
+        statement = statement_for(subject.digest, predicate_type, predicate)
+        bundle = backend.sign_statement(statement)
+        blobs, manifest = bundle_referrer(subject, bundle, predicate_type)
+        referrer = store.attach(blobs, manifest)
+    return SignedArtifact(subject, referrer, predicate_type)
+
+
+def verify_reference(
+    ref: Reference,
+    policy: Policy,
+    trust: TrustSource,
+    options: RegistryOptions | None = None,
+    *,
+    predicate_type: str | None = None,
+    required: int = 1,
+) -> Verification:
+    """Verify the signatures (or, with `predicate_type`, the attestations) of an artifact."""
+    wanted = predicate_type or COSIGN_SIGN_PREDICATE
+    with open_store(ref, options) as store:
+        subject = store.subject()
+        candidates, problems = find_candidates(store, subject.digest)
+    expected = Expectation(subject.digest, wanted)
+    checks = tuple(
+        check
+        for candidate in candidates
+        if _relevant(candidate, wanted)
+        for check in [_verify_candidate(candidate, expected, policy, trust)]
+    )
+    return Verification(
+        str(ref), subject.digest, policy.describe(), required, checks, tuple(problems), wanted
+    )
+
+
+def _relevant(candidate: Candidate, predicate_type: str) -> bool:
+    """Signatures when signatures are asked for, attestations of the type asked for.
+
+    The referrer's predicate annotation is only a hint to skip the others; a candidate
+    without one is checked (and its statement decides)."""
+    if candidate.predicate_type is None:
+        signature_layer = candidate.media_type != DSSE_LAYER
+        return signature_layer == (predicate_type == COSIGN_SIGN_PREDICATE)
+    return candidate.predicate_type == predicate_type
+
+
+def _verify_candidate(
+    candidate: Candidate, expected: Expectation, policy: Policy, trust: TrustSource
+) -> Check:
+    if candidate.media_type == BUNDLE_V03:
+        try:
+            bundle = Bundle.from_bytes(candidate.data, candidate.source)
+        except InputError as e:
+            return Check(candidate.source, "sigstore-bundle", error=e.message)
+        return verify_bundle(bundle, expected, policy, trust, source=candidate.source)
+    if candidate.media_type == DSSE_LAYER:
+        return verify_attestation_layer(
+            candidate.data, candidate.annotations, expected, policy, trust, source=candidate.source
+        )
+    legacy_expected = Expectation(
+        expected.digest,
+        None if expected.predicate_type == COSIGN_SIGN_PREDICATE else expected.predicate_type,
+    )
+    return verify_simple_signing(
+        candidate.data,
+        candidate.annotations,
+        legacy_expected,
+        policy,
+        trust,
+        source=candidate.source,
+    )
+
+
+# -- listing (inspect) ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FoundSignature:
+    """A signature or attestation stored for an artifact, described without verifying it."""
+
+    source: str
+    format: str
+    kind: str
+    predicate_type: str | None
+    signer: str
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "format": self.format,
+            "kind": self.kind,
+            "predicateType": self.predicate_type,
+            "signer": self.signer,
+            "error": self.error,
+        }
+
+
+def list_signatures(store: ArtifactStore, digest: str) -> list[FoundSignature]:
+    """What `inspect` shows: each stored signature's signer (identity or key hint) and what
+    it is (signature, attestation and its predicate); nothing is verified here."""
+    candidates, problems = find_candidates(store, digest)
+    found = [_describe(c) for c in candidates]
+    found += [
+        FoundSignature(p.split(":", 1)[0], "unknown", "unknown", None, "", p) for p in problems
+    ]
+    return found
+
+
+def _describe(candidate: Candidate) -> FoundSignature:
+    from wasmctl.sign.legacy import certificate_annotation
+    from wasmctl.sign.policy import certificate_signer
+
+    predicate = candidate.predicate_type
+    try:
+        if candidate.media_type == BUNDLE_V03:
+            bundle = Bundle.from_bytes(candidate.data, candidate.source)
+            statement = bundle.statement()
+            predicate = statement.predicate_type if statement else predicate
+            certificate = bundle.certificate
+            signer = (
+                certificate_signer(certificate).describe()
+                if certificate
+                else f"key {bundle.public_key_hint or '(no hint)'}"
+            )
+            fmt = "sigstore-bundle"
+        else:
+            certificate = certificate_annotation(candidate.annotations)
+            signer = certificate_signer(certificate).describe() if certificate else "key"
+            fmt = (
+                "cosign-attestation"
+                if candidate.media_type == DSSE_LAYER
+                else ("cosign-simplesigning")
+            )
+    except InputError as e:
+        return FoundSignature(candidate.source, "unknown", "unknown", predicate, "", e.message)
+    signature = predicate in (None, COSIGN_SIGN_PREDICATE) and candidate.media_type != DSSE_LAYER
+    kind = "signature" if signature else "attestation"
+    return FoundSignature(candidate.source, fmt, kind, predicate, signer)
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    import os
+    import tempfile
+
+    directory = target.parent if str(target.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=directory)
+    except OSError as e:
+        raise InputError(f"cannot write {target}: {e.strerror or e}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
