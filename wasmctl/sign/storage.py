@@ -25,7 +25,13 @@ from pathlib import Path
 from typing import Protocol
 
 from wasmctl.oci import media_types as mt
-from wasmctl.oci.layout import LayoutWriter, OCILayout, layout_for_reading, layout_for_writing
+from wasmctl.oci.layout import (
+    LayoutError,
+    LayoutWriter,
+    OCILayout,
+    layout_for_reading,
+    layout_for_writing,
+)
 from wasmctl.oci.models import Descriptor, Manifest, ManifestError
 from wasmctl.oci.reference import DEFAULT_TAG, LayoutReference, Reference, RegistryReference
 from wasmctl.oci.registry import NotFoundError, RegistryClient
@@ -121,7 +127,7 @@ class LayoutStore:
                 descriptor = self.layout.resolve(digest=reference)
             else:
                 descriptor = self.layout.resolve(tag=reference)
-        except ManifestError:
+        except LayoutError:
             return None
         return self.layout.read_blob(descriptor, limit=4 << 20)
 
