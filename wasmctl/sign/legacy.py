@@ -24,7 +24,7 @@ from typing import Any
 
 from cryptography import x509
 
-from wasmctl.errors import SignatureError, WasmctlError
+from wasmctl.errors import SignatureError
 from wasmctl.sign.bundle import BundleError, Envelope, Statement, TlogEntry
 from wasmctl.sign.keys import verify_signature
 from wasmctl.sign.policy import IdentityPolicy, KeyPolicy, Policy, Signer, certificate_signer
@@ -76,7 +76,7 @@ def verify_simple_signing(
         certificate = certificate_annotation(annotations)
         claimed = certificate_signer(certificate) if certificate else None
         subject = signed_digest(payload)
-    except WasmctlError as e:
+    except (SignatureError, BundleError) as e:
         return Check(source, fmt, error=e.message)
     found = Check(source, fmt, claimed, (subject,), None, BUNDLE_ANNOTATION in annotations)
     try:
@@ -95,7 +95,7 @@ def verify_simple_signing(
             digest=hashlib.sha256(payload).digest(),
             envelope=None,
         )
-    except WasmctlError as e:
+    except (SignatureError, BundleError) as e:
         return replace(found, error=e.message)
     return Check(source, fmt, signer, found.subjects, None, found.logged)
 
@@ -116,9 +116,10 @@ def verify_attestation_layer(
         claimed = certificate_signer(certificate) if certificate else None
         envelope = Envelope.from_json(json.loads(raw_envelope), "attestation envelope")
         statement = Statement.from_bytes(envelope.payload)
-    except (WasmctlError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        message = e.message if isinstance(e, WasmctlError) else f"not JSON ({e})"
-        return Check(source, fmt, error=message)
+    except (SignatureError, BundleError) as e:
+        return Check(source, fmt, error=e.message)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        return Check(source, fmt, error=f"not JSON ({e})")
     subjects = tuple(statement.digests())
     found = Check(
         source, fmt, claimed, subjects, statement.predicate_type, BUNDLE_ANNOTATION in annotations
@@ -139,7 +140,7 @@ def verify_attestation_layer(
             digest=None,
             envelope=envelope,
         )
-    except WasmctlError as e:
+    except (SignatureError, BundleError) as e:
         return replace(found, error=e.message)
     return Check(source, fmt, signer, subjects, statement.predicate_type, found.logged)
 

@@ -39,7 +39,7 @@ from cryptography.x509.verification import (
     VerificationError,
 )
 
-from wasmctl.errors import RemoteError, SignatureError, WasmctlError
+from wasmctl.errors import RemoteError, SignatureError
 from wasmctl.sign.bundle import (
     COSIGN_SIGN_PREDICATE,
     INTOTO_PAYLOAD_TYPE,
@@ -172,7 +172,7 @@ def verify_bundle(
         else:
             _verify_certificate_bundle(bundle, expected, policy, trust.root())
             signer = claimed
-    except WasmctlError as e:
+    except (SignatureError, BundleError) as e:
         return replace(found, error=e.message)
     return Check(source, "sigstore-bundle", signer, subjects, predicate, found.logged)
 
