@@ -7,6 +7,7 @@ fixtures in their own modules (e.g. ``tests/corpus.py``), not here.
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 from tests.corpus import CorpusEntry, build_corpus, compile_wat, default_cache_dir
 from tests.faultproxy import FaultProxy
 from tests.registry import RegistryServer, TokenIssuer, run_registry, unique_repo
+from tests.sigstore_standin import SigstoreStandin, no_proxy_with_loopback
 
 # -- Wasm corpus -----------------------------------------------------------------
 
@@ -110,3 +112,18 @@ def fault_proxy(registry: RegistryServer) -> Iterator[FaultProxy]:
     """A fault-injecting proxy in front of ``registry``, new for each test (no faults yet)."""
     with FaultProxy(registry.host) as proxy:
         yield proxy
+
+
+# -- Sigstore stand-ins (Fulcio, Rekor v1, GitHub Actions' token endpoint) -------------------
+# One loopback instance per session (tests.sigstore_standin). Its log is append-only, so tests
+# compare entries and request counts before and after rather than expecting them empty.
+
+
+@pytest.fixture(scope="session")
+def sigstore_standin() -> Iterator[SigstoreStandin]:
+    """A running stand-in; while it runs, ``NO_PROXY``/``no_proxy`` also cover 127.0.0.1 and
+    localhost (sigstore-python talks to it through ``requests``, which honours proxies)."""
+    with pytest.MonkeyPatch.context() as env, SigstoreStandin() as standin:
+        for name in ("NO_PROXY", "no_proxy"):
+            env.setenv(name, no_proxy_with_loopback(os.environ.get(name)))
+        yield standin
