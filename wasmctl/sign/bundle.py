@@ -195,12 +195,12 @@ class Statement:
         )
 
 
-def statement_for(digest: str, predicate_type: str, predicate: Any = None) -> Statement:
-    """An in-toto v1 statement about one artifact digest (`sha256:hex`)."""
+def statement_for(name: str, digest: str, predicate_type: str, predicate: Any = None) -> Statement:
+    """An in-toto v1 statement about one artifact digest (`sha256:hex`), named `name`
+    (in-toto makes the name optional, but sigstore-python requires one)."""
     algorithm, _, hex_digest = digest.partition(":")
-    return Statement(
-        STATEMENT_V1, (Subject("", {algorithm: hex_digest}),), predicate_type, predicate
-    )
+    subject = Subject(name, {algorithm: hex_digest})
+    return Statement(STATEMENT_V1, (subject,), predicate_type, predicate)
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,6 @@ class KeylessSigning:
         self.identity: str | None = None
 
     def __enter__(self) -> KeylessSigning:
-        from sigstore.errors import Error as SigstoreError
         from sigstore.sign import SigningContext
 
         config = self._config()
@@ -91,7 +90,7 @@ class KeylessSigning:
             context = SigningContext.from_trust_config(config)
             self._context = context.signer(token, cache=True)
             self._signer = self._context.__enter__()
-        except SigstoreError as e:
+        except _service_errors() as e:
             raise _sigstore_error(e, "cannot start keyless signing") from None
         return self
 
@@ -148,16 +147,14 @@ class KeylessSigning:
 
     def sign_statement(self, statement: Statement) -> bytes:
         from sigstore.dsse import Statement as SigstoreStatement
-        from sigstore.errors import Error as SigstoreError
 
         try:
             bundle = self._signer.sign_dsse(SigstoreStatement(statement.to_bytes()))
-        except SigstoreError as e:
+        except _service_errors() as e:
             raise _sigstore_error(e, "keyless signing failed") from None
         return str(bundle.to_json()).encode()
 
     def sign_digest(self, digest: bytes) -> bytes:
-        from sigstore.errors import Error as SigstoreError
         from sigstore.hashes import Hashed
         from sigstore_models.common.v1 import HashAlgorithm
 
@@ -165,13 +162,38 @@ class KeylessSigning:
             bundle = self._signer.sign_artifact(
                 Hashed(algorithm=HashAlgorithm.SHA2_256, digest=digest)
             )
-        except SigstoreError as e:
+        except _service_errors() as e:
             raise _sigstore_error(e, "keyless signing failed") from None
         return str(bundle.to_json()).encode()
 
 
+def _service_errors() -> tuple[type[Exception], ...]:
+    """What sigstore-python raises when Fulcio, Rekor or a timestamp authority fails or
+    refuses (its client errors are not `sigstore.errors.Error`)."""
+    import requests
+    from sigstore._internal.fulcio.client import FulcioClientError
+    from sigstore._internal.rekor import RekorClientError
+    from sigstore._internal.timestamp import TimestampError
+    from sigstore.errors import Error as SigstoreError
+
+    return (
+        SigstoreError,
+        FulcioClientError,
+        RekorClientError,
+        TimestampError,
+        requests.RequestException,
+    )
+
+
 def _sigstore_error(error: Exception, what: str) -> RemoteError:
-    return RemoteError(f"{what}: {_first_line(error)}")
+    service = type(error).__name__.removesuffix("ClientError")
+    detail = _first_line(error) if str(error).strip() else "refused the request"
+    if service in ("Fulcio", "Rekor"):
+        detail = f"{service}: {detail}"
+    hint = None
+    if service == "Fulcio":
+        hint = "is the identity token valid, unexpired, and meant for this Sigstore instance?"
+    return RemoteError(f"{what}: {detail}", hint=hint)
 
 
 def _first_line(error: Exception) -> str:

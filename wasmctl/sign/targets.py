@@ -15,7 +15,7 @@ from typing import Any
 
 from wasmctl.errors import InputError
 from wasmctl.oci.models import Descriptor
-from wasmctl.oci.reference import Reference
+from wasmctl.oci.reference import Reference, RegistryReference
 from wasmctl.oci.transfer import RegistryOptions
 from wasmctl.sign.bundle import BUNDLE_V03, COSIGN_SIGN_PREDICATE, Bundle, statement_for
 from wasmctl.sign.legacy import DSSE_LAYER, verify_attestation_layer, verify_simple_signing
@@ -138,11 +138,19 @@ def sign_reference(
     """Sign the manifest (or index) `ref` resolves to and store the bundle as its referrer."""
     with open_store(ref, options, write=True) as store:
         subject = store.subject()
-        statement = statement_for(subject.digest, predicate_type, predicate)
+        statement = statement_for(subject_name(ref), subject.digest, predicate_type, predicate)
         bundle = backend.sign_statement(statement)
         blobs, manifest = bundle_referrer(subject, bundle, predicate_type)
         referrer = store.attach(blobs, manifest)
     return SignedArtifact(subject, referrer, predicate_type)
+
+
+def subject_name(ref: Reference) -> str:
+    """The statement's name for an artifact: the repository, as cosign's attestations name
+    it (`registry/repository`), or the layout's directory or archive name."""
+    if isinstance(ref, RegistryReference):
+        return ref.name
+    return ref.path.name or str(ref.path)
 
 
 def verify_reference(
