@@ -45,4 +45,6 @@ def test_the_demo_runs_and_gets_every_expected_answer(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "every step gave the expected answer" in proc.stdout
+    assert "oci:out/layout:v1: verified (1 of 1 signatures verify" in proc.stdout
+    assert "oci:out/layout:server: NOT verified" in proc.stdout
     assert (root / "out" / "wasmctl.sarif").is_file()

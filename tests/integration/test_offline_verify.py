@@ -32,7 +32,8 @@ GUARD = """
 import os, socket
 _allowed = os.environ.get("WASMCTL_TEST_ALLOW", "")
 _log = os.environ["WASMCTL_TEST_CONNECT_LOG"]
-_connect, _connect_ex, _getaddrinfo = socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo
+_connect, _connect_ex = socket.socket.connect, socket.socket.connect_ex
+_getaddrinfo = socket.getaddrinfo
 
 def _check(address):
     text = "%s:%s" % (address[0], address[1]) if isinstance(address, tuple) else str(address)

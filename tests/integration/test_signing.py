@@ -334,3 +334,92 @@ def test_inspect_lists_signatures_through_the_library(
     assert run(["sign", "--key", str(key), ref, "--plain-http", host]) == 0
     info = inspect_reference(parse_reference(ref), RegistryOptions(plain_http=frozenset({host})))
     assert [s["format"] for s in info["signatures"]] == ["sigstore-bundle"]
+
+
+def test_attestations_are_verified_by_predicate_type(
+    tmp_path: Path, keys: Callable[[str], tuple[Path, Path]]
+) -> None:
+    from wasmctl.sign.keys import load_private_key
+    from wasmctl.sign.signer import KeySigning
+    from wasmctl.sign.targets import sign_reference
+
+    key, pub = keys("cosign")
+    ref = f"oci:{tmp_path / 'out'}:v1"
+    assert run(["build", str(HELLO), "-t", ref]) == 0
+    backend = KeySigning(load_private_key(key.read_bytes(), b"correct horse"))
+    signed = sign_reference(
+        parse_reference(ref),
+        backend,
+        predicate_type="https://cyclonedx.org/bom",
+        predicate={"bomFormat": "CycloneDX", "specVersion": "1.6"},
+    )
+    assert signed.predicate_type == "https://cyclonedx.org/bom"
+    assert run(["verify", "--key", str(pub), "--attestation", "cyclonedx", ref]) == 0
+    assert run(["verify", "--key", str(pub), "--attestation", "spdx", ref]) == 1
+    assert run(["verify", "--key", str(pub), ref]) == 1  # an attestation is not a signature
+
+
+def test_a_legacy_att_layer_verifies_and_names_its_subject(
+    registry: RegistryServer,
+    repo_name: str,
+    keys: Callable[[str], tuple[Path, Path]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """cosign v2's `.att` tag: a DSSE envelope layer around an in-toto v0.1 statement."""
+    from wasmctl.sign.bundle import pae
+    from wasmctl.sign.keys import load_private_key, sign_bytes
+    from wasmctl.sign.legacy import DSSE_LAYER
+
+    key, pub = keys("att")
+    host = registry.host
+    ref = f"{host}/{repo_name}:v1"
+    assert run(["build", str(HELLO), "-t", ref, "--plain-http", host]) == 0
+    private = load_private_key(key.read_bytes(), b"correct horse")
+    with RegistryClient(host, plain_http=True, use_config=False) as client:
+        subject = client.head_manifest(repo_name, "v1")
+        assert subject is not None
+        statement = json.dumps(
+            {
+                "_type": "https://in-toto.io/Statement/v0.1",
+                "predicateType": "https://cyclonedx.org/bom",
+                "subject": [
+                    {"name": f"{host}/{repo_name}", "digest": {"sha256": subject.digest[7:]}}
+                ],
+                "predicate": {"bomFormat": "CycloneDX"},
+            }
+        ).encode()
+        envelope = json.dumps(
+            {
+                "payloadType": "application/vnd.in-toto+json",
+                "payload": base64.b64encode(statement).decode(),
+                "signatures": [
+                    {
+                        "keyid": "",
+                        "sig": base64.b64encode(
+                            sign_bytes(private, pae("application/vnd.in-toto+json", statement))
+                        ).decode(),
+                    }
+                ],
+            }
+        ).encode()
+        layer = Descriptor.of(
+            DSSE_LAYER,
+            envelope,
+            {SIGNATURE_ANNOTATION: "", "predicateType": "https://cyclonedx.org/bom"},
+        )
+        config_bytes = b'{"architecture":"","os":"","config":{}}'
+        config = Descriptor.of(mt.OCI_CONFIG, config_bytes)
+        with tempfile.TemporaryDirectory() as tmp:
+            for descriptor, data in ((layer, envelope), (config, config_bytes)):
+                path = Path(tmp) / descriptor.digest.replace(":", "-")
+                path.write_bytes(data)
+                client.push_blob(repo_name, descriptor, path)
+        tag = subject.digest.replace(":", "-") + ".att"
+        client.put_manifest(repo_name, tag, mt.OCI_MANIFEST, Manifest(config, (layer,)).to_bytes())
+    args = ["--key", str(pub), "--attestation", "cyclonedx", ref, "--plain-http", host]
+    code, report = verify_json(args, capsys)
+    assert code == 0, report
+    [check] = report["signatures"]
+    assert check["format"] == "cosign-attestation"
+    assert check["subjects"] == [subject.digest]
+    assert run(["verify", "--key", str(pub), ref, "--plain-http", host]) == 1  # not a signature

@@ -433,7 +433,9 @@ def render_verification(result: Verification) -> str:
         f"{result.required} required)",
         f"  digest: {result.digest}",
     ]
-    wanted = ", ".join(f"{k} {v}" for k, v in result.policy.items())
+    wanted = ", ".join(
+        f"{k} {', '.join(v) if isinstance(v, list) else v}" for k, v in result.policy.items()
+    )
     lines.append(f"  policy: {wanted}")
     if not result.checks:
         lines.append("  no signatures found")

@@ -134,8 +134,12 @@ def render_artifact_table(info: dict[str, Any], *, color: bool = False, width: i
             kind = found["kind"]
             if found["kind"] == "attestation" and found["predicateType"]:
                 kind = f"attestation {found['predicateType']}"
+            source = found["source"]
+            for prefix in ("referrer sha256:", "tag sha256-"):
+                if source.startswith(prefix):  # digests are long; the first 12 hex name one
+                    source = source[: len(prefix) + 12] + "…" + source[len(prefix) + 64 :]
             table.add_row(
-                Text(printable(found["source"])),
+                Text(printable(source)),
                 Text(printable(kind)),
                 Text(printable(found["error"] or found["signer"])),
             )

@@ -17,7 +17,13 @@ from wasmctl.errors import InputError
 from wasmctl.oci.models import Descriptor
 from wasmctl.oci.reference import Reference, RegistryReference
 from wasmctl.oci.transfer import RegistryOptions
-from wasmctl.sign.bundle import BUNDLE_V03, COSIGN_SIGN_PREDICATE, Bundle, statement_for
+from wasmctl.sign.bundle import (
+    BUNDLE_V03,
+    COSIGN_SIGN_PREDICATE,
+    MAX_BUNDLE,
+    Bundle,
+    statement_for,
+)
 from wasmctl.sign.legacy import DSSE_LAYER, verify_attestation_layer, verify_simple_signing
 from wasmctl.sign.policy import Policy
 from wasmctl.sign.signer import SigningBackend
@@ -106,7 +112,8 @@ def verify_file(
     digest = file_digest(path)
     source = bundle_path or default_bundle_path(path)
     try:
-        raw = source.read_bytes()
+        with source.open("rb") as f:
+            raw = f.read(MAX_BUNDLE + 1)  # a larger one is refused by the parser
     except OSError as e:
         raise InputError(f"cannot read bundle {source}: {e.strerror or e}") from None
     bundle = Bundle.from_bytes(raw, str(source))
