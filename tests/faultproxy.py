@@ -41,7 +41,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from tests.loopback import ServerThread
+from tests.loopback import QuietHandler, ServerThread
 
 _HOP_BY_HOP: Final = frozenset(
     {
@@ -269,18 +269,11 @@ class _Reset(Exception):
 
 
 def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    class Handler(QuietHandler):
         timeout = 60
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
 
         def setup(self) -> None:
             super().setup()
-            # Headers and body go out in separate writes: without this, Nagle's algorithm and
-            # the client's delayed ACK add ~40 ms to every response.
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.connection_number = next(proxy._connections)
 
         def handle_one_request(self) -> None:

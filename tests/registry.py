@@ -54,7 +54,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.loopback import ServerThread
+from tests.loopback import QuietHandler, ServerThread
 
 REGISTRY_BINARY: Final = "/usr/bin/docker-registry"
 USERNAME: Final = "wasmctl-tester"
@@ -597,18 +597,8 @@ def _render_access(access: list[dict[str, Any]]) -> tuple[str, ...]:
 
 
 def _token_handler(issuer: TokenIssuer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    class Handler(QuietHandler):
         server_version = "wasmctl-test-token-issuer"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def setup(self) -> None:
-            super().setup()
-            # Headers and body go out in separate writes: without this, Nagle's algorithm and
-            # the client's delayed ACK add ~40 ms to every answer.
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def do_GET(self) -> None:
             url = urlsplit(self.path)

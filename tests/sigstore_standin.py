@@ -40,7 +40,6 @@ import hashlib
 import json
 import re
 import secrets
-import socket
 import struct
 import threading
 import time
@@ -63,7 +62,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
-from tests.loopback import ServerThread
+from tests.loopback import QuietHandler, ServerThread
 
 AUDIENCE: Final = "sigstore"
 GITHUB_ISSUER: Final = "https://token.actions.githubusercontent.com"
@@ -933,18 +932,8 @@ def _json(body: bytes) -> Any:
 
 
 def _handler(standin: SigstoreStandin) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    class Handler(QuietHandler):
         server_version = "wasmctl-sigstore-standin"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def setup(self) -> None:
-            super().setup()
-            # Headers and body go out in separate writes; without this, Nagle's algorithm and
-            # the client's delayed ACK add ~40 ms to every answer.
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def do_GET(self) -> None:
             self._dispatch("GET")

@@ -239,21 +239,27 @@ def test_a_wrong_password_is_bad_input_and_does_not_leak(
     assert not (tmp_path / "hello.wasm.sigstore.json").exists()
 
 
-def legacy_sig_manifest(
-    client: RegistryClient, repo: str, payload: bytes, signature_b64: str
-) -> bytes:
-    """A cosign v1/v2 `.sig` image: one simple-signing layer with the signature annotation."""
-    layer = Descriptor.of(SIMPLE_SIGNING, payload, {SIGNATURE_ANNOTATION: signature_b64})
+def cosign_image(client: RegistryClient, repo: str, layer: Descriptor, data: bytes) -> bytes:
+    """Push the blobs of a one-layer image as cosign v1/v2 writes its `.sig`/`.att` tags (the
+    empty go-containerregistry config); return the manifest to put."""
     config_bytes = (
         b'{"architecture":"","os":"","config":{},"rootfs":{"type":"layers","diff_ids":[]}}'
     )
     config = Descriptor.of(mt.OCI_CONFIG, config_bytes)
     with tempfile.TemporaryDirectory() as tmp:
-        for descriptor, data in ((layer, payload), (config, config_bytes)):
+        for descriptor, content in ((layer, data), (config, config_bytes)):
             path = Path(tmp) / descriptor.digest.replace(":", "-")
-            path.write_bytes(data)
+            path.write_bytes(content)
             client.push_blob(repo, descriptor, path)
     return Manifest(config, (layer,)).to_bytes()
+
+
+def legacy_sig_manifest(
+    client: RegistryClient, repo: str, payload: bytes, signature_b64: str
+) -> bytes:
+    """A cosign v1/v2 `.sig` image: one simple-signing layer with the signature annotation."""
+    layer = Descriptor.of(SIMPLE_SIGNING, payload, {SIGNATURE_ANNOTATION: signature_b64})
+    return cosign_image(client, repo, layer, payload)
 
 
 def test_the_cosign_vector_sig_manifest_is_found_and_verifies_from_the_registry(
@@ -407,15 +413,9 @@ def test_a_legacy_att_layer_verifies_and_names_its_subject(
             envelope,
             {SIGNATURE_ANNOTATION: "", "predicateType": "https://cyclonedx.org/bom"},
         )
-        config_bytes = b'{"architecture":"","os":"","config":{}}'
-        config = Descriptor.of(mt.OCI_CONFIG, config_bytes)
-        with tempfile.TemporaryDirectory() as tmp:
-            for descriptor, data in ((layer, envelope), (config, config_bytes)):
-                path = Path(tmp) / descriptor.digest.replace(":", "-")
-                path.write_bytes(data)
-                client.push_blob(repo_name, descriptor, path)
+        raw = cosign_image(client, repo_name, layer, envelope)
         tag = subject.digest.replace(":", "-") + ".att"
-        client.put_manifest(repo_name, tag, mt.OCI_MANIFEST, Manifest(config, (layer,)).to_bytes())
+        client.put_manifest(repo_name, tag, mt.OCI_MANIFEST, raw)
     args = ["--key", str(pub), "--attestation", "cyclonedx", ref, "--plain-http", host]
     code, report = verify_json(args, capsys)
     assert code == 0, report

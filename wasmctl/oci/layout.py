@@ -242,7 +242,7 @@ class LayoutWriter:
         layout = self.layout
         marker = layout.root / "oci-layout"
         if not marker.exists():
-            _atomic_write(marker, canonical_json({"imageLayoutVersion": mt.OCI_LAYOUT_VERSION}))
+            atomic_write(marker, canonical_json({"imageLayoutVersion": mt.OCI_LAYOUT_VERSION}))
         layout.blobs.mkdir(parents=True, exist_ok=True)
         for digest, staged in self._staged.items():
             target = layout.blob_path(digest)
@@ -252,7 +252,7 @@ class LayoutWriter:
                 self._committed.append(target)
         self._staged.clear()
         if self._tags or not (layout.root / "index.json").exists():
-            _atomic_write(layout.root / "index.json", self._updated_index().to_bytes())
+            atomic_write(layout.root / "index.json", self._updated_index().to_bytes())
         self._committed.clear()
         self._remove_scratch()
 
@@ -416,7 +416,8 @@ def _file_digest(path: Path) -> str:
             return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` (mode 0644) so readers see the old file or the new one."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:

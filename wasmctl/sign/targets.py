@@ -293,19 +293,9 @@ def _describe(candidate: Candidate) -> FoundSignature:
 
 
 def _write_atomically(target: Path, data: bytes) -> None:
-    import os
-    import tempfile
+    from wasmctl.oci.layout import atomic_write
 
-    directory = target.parent if str(target.parent) else Path(".")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=directory)
+        atomic_write(target, data)
     except OSError as e:
         raise InputError(f"cannot write {target}: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

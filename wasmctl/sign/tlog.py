@@ -182,6 +182,17 @@ def verify_set(entry: TlogEntry, log: LogKey) -> None:
 # -- the entry body ---------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Signed:
+    """What an entry body must describe: this signature, by this key or certificate, over
+    this digest (message signatures) or this envelope (DSSE)."""
+
+    signature: bytes
+    verifier: Verifier
+    digest: bytes | None
+    envelope: Envelope | None
+
+
 def check_body(
     entry: TlogEntry,
     *,
@@ -203,12 +214,14 @@ def check_body(
             f"{entry.kind} {entry.version}"
         )
     try:
-        problem = _BODY_CHECKS[kind](spec, signature, verifier, digest, envelope)
+        check = _BODY_CHECKS[kind]
     except KeyError:
         raise SignatureError(
             f"log entry {entry.log_index}: unsupported entry kind {kind[0]} {kind[1]}"
         ) from None
-    except (TypeError, AttributeError, ValueError, binascii.Error):
+    try:
+        problem = check(spec, Signed(signature, verifier, digest, envelope))
+    except (KeyError, TypeError, AttributeError, ValueError, binascii.Error):
         problem = "malformed body"
     if problem:
         raise SignatureError(f"log entry {entry.log_index}: {problem}")
@@ -228,55 +241,42 @@ def _same_verifier(encoded_pem: Any, verifier: Verifier) -> bool:
     ) == spki_der(mine)  # type: ignore[arg-type]
 
 
-def _message_body(
-    spec: Mapping[str, Any],
-    signature: bytes,
-    verifier: Verifier,
-    digest: bytes | None,
-    envelope: Envelope | None,
-) -> str | None:
+def _message_body(spec: Mapping[str, Any], signed: Signed) -> str | None:
     """hashedrekord 0.0.1 and rekord 0.0.1: a signature over a digest."""
-    if digest is None:
+    if signed.digest is None:
         return "a message-signature entry for a DSSE envelope"
     sig = spec["signature"]
-    if base64.b64decode(sig["content"]) != signature:
+    if base64.b64decode(sig["content"]) != signed.signature:
         return "the logged signature is not this signature"
-    if not _same_verifier(sig["publicKey"]["content"], verifier):
+    if not _same_verifier(sig["publicKey"]["content"], signed.verifier):
         return "the logged key or certificate is not the signer's"
     logged = spec["data"]["hash"]
-    if logged.get("algorithm") != "sha256" or bytes.fromhex(logged["value"]) != digest:
+    if logged.get("algorithm") != "sha256" or bytes.fromhex(logged["value"]) != signed.digest:
         return "the logged digest is not the signed content's"
     return None
 
 
-def _dsse_body(
-    spec: Mapping[str, Any],
-    signature: bytes,
-    verifier: Verifier,
-    digest: bytes | None,
-    envelope: Envelope | None,
-) -> str | None:
+def _payload_hash_matches(logged: Mapping[str, Any], envelope: Envelope) -> bool:
+    return bytes.fromhex(logged["value"]) == hashlib.sha256(envelope.payload).digest()
+
+
+def _dsse_body(spec: Mapping[str, Any], signed: Signed) -> str | None:
     """dsse 0.0.1: Rekor's canonical form keeps hashes of the envelope and payload."""
-    if envelope is None:
+    if signed.envelope is None:
         return "a DSSE entry for a message signature"
-    if bytes.fromhex(spec["payloadHash"]["value"]) != hashlib.sha256(envelope.payload).digest():
+    if not _payload_hash_matches(spec["payloadHash"], signed.envelope):
         return "the logged payload hash does not match the envelope"
     for item in spec["signatures"]:
-        if base64.b64decode(item["signature"]) == signature and _same_verifier(
-            item["verifier"], verifier
+        if base64.b64decode(item["signature"]) == signed.signature and _same_verifier(
+            item["verifier"], signed.verifier
         ):
             return None
     return "the logged signatures do not include this one"
 
 
-def _intoto_body(
-    spec: Mapping[str, Any],
-    signature: bytes,
-    verifier: Verifier,
-    digest: bytes | None,
-    envelope: Envelope | None,
-) -> str | None:
+def _intoto_body(spec: Mapping[str, Any], signed: Signed) -> str | None:
     """intoto 0.0.2: the envelope itself, its byte fields base64-encoded once more."""
+    envelope = signed.envelope
     if envelope is None:
         return "an in-toto entry for a message signature"
     content = spec["content"]
@@ -284,31 +284,22 @@ def _intoto_body(
     payload = base64.b64decode(base64.b64decode(logged["payload"]))
     if payload != envelope.payload or logged.get("payloadType") != envelope.payload_type:
         return "the logged envelope payload does not match"
-    expected = hashlib.sha256(envelope.payload).digest()
-    if bytes.fromhex(content["payloadHash"]["value"]) != expected:
+    if not _payload_hash_matches(content["payloadHash"], envelope):
         return "the logged payload hash does not match the envelope"
     for item in logged["signatures"]:
         sig = base64.b64decode(base64.b64decode(item["sig"]))
-        if sig == signature and _same_verifier(item["publicKey"], verifier):
+        if sig == signed.signature and _same_verifier(item["publicKey"], signed.verifier):
             return None
     return "the logged signatures do not include this one"
 
 
-def _intoto_v1_body(
-    spec: Mapping[str, Any],
-    signature: bytes,
-    verifier: Verifier,
-    digest: bytes | None,
-    envelope: Envelope | None,
-) -> str | None:
+def _intoto_v1_body(spec: Mapping[str, Any], signed: Signed) -> str | None:
     """intoto 0.0.1 (early cosign attestations): only hashes and the key are logged."""
-    if envelope is None:
+    if signed.envelope is None:
         return "an in-toto entry for a message signature"
-    content = spec["content"]
-    expected = hashlib.sha256(envelope.payload).digest()
-    if bytes.fromhex(content["payloadHash"]["value"]) != expected:
+    if not _payload_hash_matches(spec["content"]["payloadHash"], signed.envelope):
         return "the logged payload hash does not match the envelope"
-    if not _same_verifier(spec["publicKey"], verifier):
+    if not _same_verifier(spec["publicKey"], signed.verifier):
         return "the logged key or certificate is not the signer's"
     return None
 
