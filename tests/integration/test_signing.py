@@ -262,33 +262,53 @@ def legacy_sig_manifest(
     return cosign_image(client, repo, layer, payload)
 
 
-def test_the_cosign_vector_sig_manifest_is_found_and_verifies_from_the_registry(
+def test_the_cosign_vector_sig_manifests_are_found_and_verify_from_the_registry(
     registry: RegistryServer, repo_name: str
 ) -> None:
-    """The real keyed vector, stored as cosign stores it, read back from the registry."""
-    vector = COSIGN / "legacy-simplesigning-keyed"
-    payload = (vector / "payload.json").read_bytes()
-    digest = json.loads(payload)["critical"]["image"]["docker-manifest-digest"]
-    signature = (vector / "signature.b64").read_text().strip()
-    key = load_public_key((vector / "cosign.pub").read_bytes())
+    """The real keyed and keyless vectors, stored as cosign stores them (one layer each
+    under the `.sig` tag), read back from the registry and verified."""
+    from tests.vectors import PRODUCTION_ROOT
+    from wasmctl.sign.legacy import BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION
+    from wasmctl.sign.policy import IdentityPolicy
+
+    keyed, keyless = COSIGN / "legacy-simplesigning-keyed", COSIGN / "legacy-simplesigning-keyless"
+    key = load_public_key((keyed / "cosign.pub").read_bytes())
+    cases = [
+        (keyed, {}, KeyPolicy((key,), "cosign.pub"), TrustSource()),
+        (
+            keyless,
+            {
+                CERTIFICATE_ANNOTATION: (keyless / "cert.pem").read_text(),
+                BUNDLE_ANNOTATION: (keyless / "rekor-bundle.json").read_text(),
+            },
+            IdentityPolicy(identity="flavio@castelli.me", issuer_regexp=".*"),
+            TrustSource(PRODUCTION_ROOT),
+        ),
+    ]
     with RegistryClient(registry.host, plain_http=True, use_config=False) as client:
-        raw = legacy_sig_manifest(client, repo_name, payload, signature)
-        client.put_manifest(repo_name, digest.replace(":", "-") + ".sig", mt.OCI_MANIFEST, raw)
-        ref = parse_reference(f"{registry.host}/{repo_name}@{digest}")
-        store = RegistryStore(client, ref)  # type: ignore[arg-type]
-        candidates, problems = find_candidates(store, digest)
-    assert problems == []
-    [candidate] = candidates
-    assert candidate.source == f"tag {digest.replace(':', '-')}.sig"
-    check = verify_simple_signing(
-        candidate.data,
-        candidate.annotations,
-        Expectation(digest),
-        KeyPolicy((key,), "cosign.pub"),
-        TrustSource(),
-        source=candidate.source,
-    )
-    assert check.ok, check.error
+        for vector, extra, policy, trust in cases:
+            payload = (vector / "payload.json").read_bytes()
+            digest = json.loads(payload)["critical"]["image"]["docker-manifest-digest"]
+            annotations = {SIGNATURE_ANNOTATION: (vector / "signature.b64").read_text().strip()}
+            layer = Descriptor.of(SIMPLE_SIGNING, payload, {**annotations, **extra})
+            raw = cosign_image(client, repo_name, layer, payload)
+            client.put_manifest(repo_name, digest.replace(":", "-") + ".sig", mt.OCI_MANIFEST, raw)
+            ref = parse_reference(f"{registry.host}/{repo_name}@{digest}")
+            store = RegistryStore(client, ref)  # type: ignore[arg-type]
+            candidates, problems = find_candidates(store, digest)
+            assert problems == []
+            [candidate] = candidates
+            assert candidate.source == f"tag {digest.replace(':', '-')}.sig"
+            check = verify_simple_signing(
+                candidate.data,
+                candidate.annotations,
+                Expectation(digest),
+                policy,
+                trust,
+                source=candidate.source,
+            )
+            assert check.ok, (vector.name, check.error)
+            assert check.logged == (vector is keyless)
 
 
 def test_a_legacy_sig_tag_made_by_the_tests_verifies_end_to_end(
