@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -14,6 +16,7 @@ from wasmctl.cli.registry import CaFile, PlainHttp, registry_options
 
 if TYPE_CHECKING:
     from wasmctl.sign.policy import Policy
+    from wasmctl.sign.signer import SigningBackend
     from wasmctl.sign.targets import Verification
 
 KEYPAIR_EXAMPLES = """
@@ -58,6 +61,30 @@ PREDICATE_ALIASES = {
     "custom": "https://cosign.sigstore.dev/attestation/v1",
 }
 
+SigningKey = Annotated[
+    Path | None,
+    typer.Option(
+        "--key", help="Sign with this cosign private key (no transparency log).", metavar="FILE"
+    ),
+]
+IdentityToken = Annotated[
+    str | None,
+    typer.Option(
+        "--identity-token",
+        help="Keyless: this OIDC token, instead of the CI's or a browser flow.",
+        metavar="TOKEN",
+        show_default=False,
+    ),
+]
+TrustConfig = Annotated[
+    Path | None,
+    typer.Option(
+        "--trust-config",
+        help="Keyless: a Sigstore client trust config (private deployments); default "
+        "the public-good instance over TUF.",
+        metavar="FILE",
+    ),
+]
 BundleOption = Annotated[
     Path | None,
     typer.Option(
@@ -105,7 +132,7 @@ def generate_key_pair(
     info(f"Public key written to {pub_path}")
 
 
-def _is_file_target(target: str) -> bool:
+def is_file_target(target: str) -> bool:
     from wasmctl.oci.reference import looks_like_reference
 
     if target.startswith(("oci:", "oci-archive:")):
@@ -128,30 +155,9 @@ def sign(
             metavar="TARGET",
         ),
     ],
-    key: Annotated[
-        Path | None,
-        typer.Option(
-            "--key", help="Sign with this cosign private key (no transparency log).", metavar="FILE"
-        ),
-    ] = None,
-    identity_token: Annotated[
-        str | None,
-        typer.Option(
-            "--identity-token",
-            help="Keyless: this OIDC token, instead of the CI's or a browser flow.",
-            metavar="TOKEN",
-            show_default=False,
-        ),
-    ] = None,
-    trust_config: Annotated[
-        Path | None,
-        typer.Option(
-            "--trust-config",
-            help="Keyless: a Sigstore client trust config (private deployments); default "
-            "the public-good instance over TUF.",
-            metavar="FILE",
-        ),
-    ] = None,
+    key: SigningKey = None,
+    identity_token: IdentityToken = None,
+    trust_config: TrustConfig = None,
     bundle: BundleOption = None,
     plain_http: PlainHttp = None,
     ca_file: CaFile = None,
@@ -163,16 +169,13 @@ def sign(
     """
     from wasmctl.errors import InputError
     from wasmctl.oci.reference import parse_reference
-    from wasmctl.sign.signer import KeylessSigning, KeySigning, SigningBackend
     from wasmctl.sign.targets import sign_file, sign_reference
 
-    if key is not None and (identity_token or trust_config):
-        raise InputError("--key signs without Sigstore: drop --identity-token/--trust-config")
-    file_target = _is_file_target(target)
+    file_target = is_file_target(target)
     if bundle is not None and not file_target:
         raise InputError("--bundle is for files; an artifact's bundle is stored as a referrer")
 
-    def run(backend: SigningBackend) -> None:
+    with signing_backend(key, identity_token, trust_config) as backend:
         if file_target:
             written = sign_file(Path(target), backend, bundle)
             info(f"Signed {target}; bundle written to {written}")
@@ -183,12 +186,24 @@ def sign(
         info(f"Signed {target} ({signed.subject.digest})")
         info(f"Signature stored as referrer {signed.referrer.digest}")
 
+
+@contextlib.contextmanager
+def signing_backend(
+    key: Path | None, identity_token: str | None, trust_config: Path | None
+) -> Iterator[SigningBackend]:
+    """A cosign key's signer, or keyless signing (which needs the context: one certificate
+    serves every signature made in it)."""
+    from wasmctl.errors import InputError
+    from wasmctl.sign.signer import KeylessSigning, KeySigning
+
     if key is not None:
-        run(KeySigning(_load_private_key(key)))
+        if identity_token or trust_config:
+            raise InputError("--key signs without Sigstore: drop --identity-token/--trust-config")
+        yield KeySigning(_load_private_key(key))
         return
     with KeylessSigning(trust_config=trust_config, identity_token=identity_token) as keyless:
         info(f"Signing keyless as {keyless.identity}")
-        run(keyless)
+        yield keyless
 
 
 def _load_private_key(path: Path) -> Any:
@@ -363,7 +378,7 @@ def verify(
     )
     trust = TrustSource(trusted_root, offline)
     predicate = PREDICATE_ALIASES.get(attestation, attestation) if attestation else None
-    if _is_file_target(target):
+    if is_file_target(target):
         result = verify_file(
             Path(target), policy, trust, bundle_path=bundle, predicate_type=predicate
         )

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from wasmctl.sign.targets import FoundSignature
 
 SCHEMA = "wasmctl.inspect-artifact/v1"
+# SBOMs attached as referrers (wasmctl sbom --attach, oras attach); attested ones are
+# listed with the signatures
+SBOM_MEDIA_TYPES = ("application/vnd.cyclonedx+json", "application/spdx+json")
 
 
 def inspect_reference(ref: Reference, options: RegistryOptions | None = None) -> dict[str, Any]:
@@ -82,6 +85,11 @@ def describe_artifact(
             for r in referrers or ()
         ],
         "signatures": [s.to_json() for s in signatures or ()],
+        "sboms": [
+            {"digest": r.digest, "artifactType": r.artifact_type}
+            for r in referrers or ()
+            if r.artifact_type in SBOM_MEDIA_TYPES
+        ],
     }
     if artifact.index is not None and artifact.index_kind is not None:
         out["index"] = {

@@ -1,0 +1,112 @@
+"""`wasmctl sbom`."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from wasmctl.cli._common import info, write_output
+from wasmctl.cli.registry import CaFile, PlainHttp, registry_options
+from wasmctl.cli.sign import (
+    IdentityToken,
+    SigningKey,
+    TrustConfig,
+    is_file_target,
+    signing_backend,
+)
+
+EXAMPLES = """
+Examples:
+
+  wasmctl sbom app.wasm -o app.cdx.json
+
+  wasmctl sbom --format spdx-json oci:out:v1
+
+  wasmctl sbom ghcr.io/acme/app:v1 --attach ghcr.io/acme/app:v1
+
+  wasmctl sbom oci:out:v1 --attest oci:out:v1 --key cosign.key
+"""
+
+
+class SbomFormatOption(enum.StrEnum):
+    """Formats of `sbom` (the values of `wasmctl.sbom.SbomFormat`)."""
+
+    CYCLONEDX_JSON = "cyclonedx-json"
+    SPDX_JSON = "spdx-json"
+
+
+def sbom(
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="A module file, or an artifact (oci:DIR[:TAG], oci-archive:FILE[:TAG], "
+            "REGISTRY/REPO[:TAG|@DIGEST]) whose Wasm modules are described.",
+            metavar="TARGET",
+        ),
+    ],
+    fmt: Annotated[
+        SbomFormatOption, typer.Option("--format", "-f", help="SBOM format.")
+    ] = SbomFormatOption.CYCLONEDX_JSON,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write to FILE instead of stdout.", metavar="FILE"),
+    ] = None,
+    attach: Annotated[
+        str | None,
+        typer.Option(
+            "--attach",
+            help="Also store the SBOM as an OCI referrer of this artifact (unsigned).",
+            metavar="REF",
+        ),
+    ] = None,
+    attest: Annotated[
+        str | None,
+        typer.Option(
+            "--attest",
+            help="Also sign the SBOM into an in-toto attestation about this artifact, stored "
+            "as a referrer (keyless, or with --key).",
+            metavar="REF",
+        ),
+    ] = None,
+    key: SigningKey = None,
+    identity_token: IdentityToken = None,
+    trust_config: TrustConfig = None,
+    plain_http: PlainHttp = None,
+    ca_file: CaFile = None,
+) -> None:
+    """Describe a module or an artifact: what it is, what it can reach, what it was built from.
+
+    CycloneDX 1.6 or SPDX 2.3 JSON, validated before anything is written; the same input
+    gives the same bytes (timestamps from SOURCE_DATE_EPOCH).
+    """
+    from wasmctl.errors import InputError
+    from wasmctl.oci.reference import RegistryReference, parse_reference
+    from wasmctl.sbom import SbomFormat, sbom_for_file, sbom_for_reference
+    from wasmctl.sbom import attach as attach_sbom
+    from wasmctl.sbom import attest as attest_sbom
+
+    if (key or identity_token or trust_config) and attest is None:
+        raise InputError("--key, --identity-token and --trust-config are for --attest")
+    remote = any(
+        isinstance(parse_reference(r), RegistryReference)
+        for r in (target, attach, attest)
+        if r and not is_file_target(r)
+    )
+    options = registry_options(plain_http, ca_file) if remote else None
+    chosen = SbomFormat(fmt.value)
+    if is_file_target(target):
+        result = sbom_for_file(Path(target), chosen)
+    else:
+        result = sbom_for_reference(parse_reference(target), chosen, options)
+    write_output(result.text, output)
+    if attach is not None:
+        stored = attach_sbom(result, parse_reference(attach), options)
+        info(f"SBOM attached to {attach} as referrer {stored.digest}")
+    if attest is not None:
+        with signing_backend(key, identity_token, trust_config) as backend:
+            signed = attest_sbom(result, parse_reference(attest), backend, options)
+        info(f"SBOM attested for {attest} ({signed.subject.digest}) as referrer "
+             f"{signed.referrer.digest}")  # fmt: skip

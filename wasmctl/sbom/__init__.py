@@ -1,0 +1,137 @@
+"""SBOMs that see inside Wasm modules: CycloneDX 1.6 and SPDX 2.3 JSON, attached to an
+artifact as a referrer or signed into an in-toto attestation."""
+
+from __future__ import annotations
+
+import enum
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from wasmctl.errors import InputError
+
+if TYPE_CHECKING:
+    from wasmctl.oci.models import Descriptor
+    from wasmctl.oci.reference import Reference
+    from wasmctl.oci.transfer import RegistryOptions
+    from wasmctl.sbom.facts import Subject
+    from wasmctl.sign.signer import SigningBackend
+    from wasmctl.sign.targets import SignedArtifact
+
+
+class SbomFormat(enum.StrEnum):
+    """The SBOM formats, named as syft and trivy name them."""
+
+    CYCLONEDX_JSON = "cyclonedx-json"
+    SPDX_JSON = "spdx-json"
+
+    @property
+    def media_type(self) -> str:
+        return MEDIA_TYPES[self]
+
+    @property
+    def predicate_type(self) -> str:
+        return PREDICATE_TYPES[self]
+
+
+MEDIA_TYPES = {
+    SbomFormat.CYCLONEDX_JSON: "application/vnd.cyclonedx+json",
+    SbomFormat.SPDX_JSON: "application/spdx+json",
+}
+# in-toto predicate types, as `cosign attest --type cyclonedx|spdxjson` writes them
+PREDICATE_TYPES = {
+    SbomFormat.CYCLONEDX_JSON: "https://cyclonedx.org/bom",
+    SbomFormat.SPDX_JSON: "https://spdx.dev/Document",
+}
+SBOM_MEDIA_TYPES = frozenset(MEDIA_TYPES.values())
+
+
+@dataclass(frozen=True)
+class Sbom:
+    """A rendered, validated SBOM and what it describes."""
+
+    format: SbomFormat
+    text: str
+    subject: Subject
+
+
+def creation_time() -> datetime:
+    """`SOURCE_DATE_EPOCH`, else the epoch: the same input gives the same bytes (as `build`)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch and not epoch.isdigit():
+        raise InputError(f"SOURCE_DATE_EPOCH must be a whole number of seconds, not {epoch!r}")
+    return datetime.fromtimestamp(int(epoch or 0), UTC)
+
+
+def render(subject: Subject, fmt: SbomFormat) -> Sbom:
+    """The SBOM of `subject` in `fmt`, validated before it is returned."""
+    if fmt is SbomFormat.CYCLONEDX_JSON:
+        from wasmctl.sbom.cyclonedx import render as render_format
+    else:
+        from wasmctl.sbom.spdx import render as render_format
+    return Sbom(fmt, render_format(subject, creation_time()), subject)
+
+
+def sbom_for_file(path: Path, fmt: SbomFormat) -> Sbom:
+    """The SBOM of a module file."""
+    from wasmctl.sbom.facts import Subject, file_facts
+
+    return render(Subject((file_facts(path),)), fmt)
+
+
+def sbom_for_reference(
+    ref: Reference, fmt: SbomFormat, options: RegistryOptions | None = None
+) -> Sbom:
+    """The SBOM of every Wasm module in an artifact (layout or registry)."""
+    from wasmctl.sbom.facts import reference_facts
+
+    return render(reference_facts(ref, options), fmt)
+
+
+def attach(sbom: Sbom, ref: Reference, options: RegistryOptions | None = None) -> Descriptor:
+    """Store the SBOM as a referrer of the artifact `ref` resolves to (artifactType the SBOM's
+    media type, as `oras attach --artifact-type` would)."""
+    from wasmctl.oci import media_types as mt
+    from wasmctl.oci.models import Descriptor, Manifest
+    from wasmctl.sign.storage import open_store
+
+    data = sbom.text.encode()
+    config = Descriptor.of(mt.OCI_EMPTY, mt.EMPTY_JSON)
+    layer = Descriptor.of(sbom.format.media_type, data)
+    with open_store(ref, options, write=True) as store:
+        subject = store.subject()
+        manifest = Manifest(
+            config=config,
+            layers=(layer,),
+            artifact_type=sbom.format.media_type,
+            subject=Descriptor(subject.media_type, subject.digest, subject.size),
+            annotations={"org.opencontainers.image.created": _created()},
+        )
+        return store.attach([(config, mt.EMPTY_JSON), (layer, data)], manifest.to_bytes())
+
+
+def attest(
+    sbom: Sbom,
+    ref: Reference,
+    backend: SigningBackend,
+    options: RegistryOptions | None = None,
+) -> SignedArtifact:
+    """Sign the SBOM into an in-toto attestation about the artifact and store it as a
+    referrer (cosign v3's layout, predicate type by format)."""
+    import json
+
+    from wasmctl.sign.targets import sign_reference
+
+    return sign_reference(
+        ref,
+        backend,
+        options,
+        predicate_type=sbom.format.predicate_type,
+        predicate=json.loads(sbom.text),
+    )
+
+
+def _created() -> str:
+    return creation_time().strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,252 @@
+"""CycloneDX 1.6 JSON through cyclonedx-python-lib, strictly validated before it is returned.
+
+Layout (shared/reference/sbom-scan.md §2):
+- `metadata.component` is the (first) module: `application` for a command or a runnable
+  component, `library` for a reactor; SHA-256 and SHA-512 of its bytes; for an artifact,
+  `pkg:oci/NAME@sha256:<manifest digest>?repository_url=...&tag=...` (there is no `wasm`
+  purl type; the module's own hash is in `hashes`).
+- nested modules and components of a component are its sub-components, with their hashes;
+- embedded dependencies are components with a dependency graph: crates from `.dep-v0` as
+  `pkg:cargo/NAME@VERSION` (build-time crates with scope `excluded`), Go modules from the
+  modinfo as `pkg:golang/PATH@VERSION`;
+- producers' `processed-by` and `sdk` entries are tools; languages, imports, exports,
+  capability classes and target features are `wasmctl:` properties (the `cdx:` namespace is
+  CycloneDX's registered taxonomy).
+
+The MIME type goes in a property: the library writes `mimeType` where the 1.6 schema says
+`mime-type`, which strict validation rejects.
+"""
+
+from __future__ import annotations
+
+import uuid
+import warnings
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from wasmctl import __version__
+from wasmctl.errors import InternalError
+from wasmctl.sbom.deps import CargoDependencies, GoBuildInfo, GoModule
+from wasmctl.sbom.facts import ModuleFacts, Subject, cargo_purl, golang_purl
+
+if TYPE_CHECKING:
+    from cyclonedx.model import HashType, Property
+    from cyclonedx.model.component import Component
+
+SERIAL_NAMESPACE = uuid.UUID("6f1b0c52-5a0c-4c8b-9d6e-2f8f4b2b7a11")
+
+
+def render(subject: Subject, created: datetime) -> str:
+    """The SBOM as CycloneDX 1.6 JSON text (validated; a schema failure is a bug)."""
+    from cyclonedx.model import Property
+    from cyclonedx.model.bom import Bom
+    from cyclonedx.model.component import Component, ComponentType
+    from cyclonedx.output import make_outputter
+    from cyclonedx.schema import OutputFormat, SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    builder = _Builder()
+    modules = [builder.module(m, subject, index=i) for i, m in enumerate(subject.modules)]
+    bom = Bom(serial_number=uuid.uuid5(SERIAL_NAMESPACE, f"cyclonedx:{subject.content_digest}"))
+    bom.metadata.timestamp = created
+    bom.metadata.tools.components.add(
+        Component(type=ComponentType.APPLICATION, name="wasmctl", version=__version__)
+    )
+    for tool in builder.tools:
+        bom.metadata.tools.components.add(tool)
+    bom.metadata.component = modules[0]
+    if subject.artifact is not None:
+        bom.metadata.properties.add(Property(name="wasmctl:oci:reference",
+                                             value=subject.artifact.reference))  # fmt: skip
+    for component in (*modules[1:], *builder.components):
+        bom.components.add(component)
+    for parent, children in builder.edges:
+        bom.register_dependency(parent, children)
+    for extra in modules[1:]:
+        bom.register_dependency(modules[0], [extra])
+    outputter = make_outputter(bom, OutputFormat.JSON, SchemaVersion.V1_6)
+    with warnings.catch_warnings():
+        # The library warns when the described component has no direct dependencies; a
+        # module without embedded build data has none, and saying so is the truth.
+        warnings.filterwarnings("ignore", "The Component this BOM is describing", UserWarning)
+        text = str(outputter.output_as_string(indent=2))
+    error = JsonStrictValidator(SchemaVersion.V1_6).validate_str(text)
+    if error is not None:
+        raise InternalError(f"the CycloneDX SBOM does not validate: {error}")
+    return text + "\n"
+
+
+class _Builder:
+    """Collects components, tools and dependency edges while modules are described."""
+
+    def __init__(self) -> None:
+        self.components: list[Component] = []
+        self.tools: list[Component] = []
+        self._tool_keys: set[tuple[str, str]] = set()
+        self.edges: list[tuple[Component, list[Component]]] = []
+
+    def module(self, facts: ModuleFacts, subject: Subject, *, index: int) -> Component:
+        """The component of a module (the `index`th of the subject) and what it nests."""
+        from cyclonedx.model import ExternalReference, ExternalReferenceType, XsUri
+        from cyclonedx.model.component import Component, ComponentType
+        from cyclonedx.model.contact import OrganizationalContact
+        from cyclonedx.model.license import LicenseExpression
+        from packageurl import PackageURL
+
+        top = index == 0 and not facts.position
+        purl = None
+        if top and subject.artifact is not None:
+            purl = PackageURL.from_string(subject.artifact.purl())
+        references = []
+        for key, kind in (("source", ExternalReferenceType.VCS),
+                          ("homepage", ExternalReferenceType.WEBSITE)):  # fmt: skip
+            value = facts.field(key)
+            if value and _is_uri(value):
+                references.append(ExternalReference(type=kind, url=XsUri(value)))
+        licenses = [LicenseExpression(lic)] if (lic := facts.field("licenses")) else []
+        authors = [OrganizationalContact(name=a.strip())
+                   for a in (facts.field("authors") or "").split(",") if a.strip()]  # fmt: skip
+        ref = f"wasm:{index}{facts.position}:{facts.sha256[:16]}"
+        component = Component(
+            type=ComponentType.APPLICATION
+            if facts.role == "application"
+            else ComponentType.LIBRARY,
+            name=facts.name,
+            version=facts.field("version"),
+            description=facts.field("description"),
+            bom_ref=ref,
+            hashes=_hashes(facts),
+            purl=purl,
+            licenses=licenses,
+            authors=authors,
+            external_references=references,
+            properties=self._properties(facts, subject if top else None),
+            components=[self.module(child, subject, index=index) for child in facts.nested],
+        )
+        self._dependencies(component, facts, ref)
+        return component
+
+    def _properties(self, facts: ModuleFacts, subject: Subject | None) -> list[Property]:
+        from cyclonedx.model import Property
+
+        pairs: list[tuple[str, str]] = [
+            ("wasmctl:wasm:kind", facts.kind.value),
+            ("wasmctl:wasm:mime-type", "application/wasm"),
+            ("wasmctl:wasm:size", str(facts.size)),
+        ]
+        if facts.position:
+            pairs.append(("wasmctl:wasm:position", facts.position))
+        if subject is not None and subject.artifact is not None:
+            pairs.append(("wasmctl:oci:manifest-digest", subject.artifact.digest))
+        if revision := facts.field("revision"):
+            pairs.append(("wasmctl:wasm:revision", revision))
+        for field in facts.producers:
+            for value in field.values:
+                text = f"{value.name} {value.version}".strip()
+                pairs.append((f"wasmctl:wasm:producers:{field.name}", text))
+                if field.name in ("processed-by", "sdk"):
+                    self._tool(value.name, value.version)
+        pairs += [("wasmctl:wasm:target-feature", f"{f.prefix}{f.name}")
+                  for f in facts.target_features]  # fmt: skip
+        pairs += [("wasmctl:wasm:import", name) for name, _ in facts.imports]
+        pairs += [("wasmctl:wasm:export", name) for name in facts.exports]
+        pairs += [("wasmctl:capability", c) for c in facts.capabilities]
+        return [Property(name=k, value=v) for k, v in pairs]
+
+    def _tool(self, name: str, version: str) -> None:
+        from cyclonedx.model.component import Component, ComponentType
+
+        if (name, version) not in self._tool_keys:
+            self._tool_keys.add((name, version))
+            self.tools.append(
+                Component(type=ComponentType.APPLICATION, name=name, version=version or None)
+            )
+
+    def _dependencies(self, module: Component, facts: ModuleFacts, ref: str) -> None:
+        direct: list[Component] = []
+        if facts.cargo is not None:
+            direct += self._cargo(facts.cargo, ref)
+        if facts.go is not None:
+            direct += self._go(facts.go, ref)
+        if direct:
+            self.edges.append((module, direct))
+
+    def _cargo(self, deps: CargoDependencies, owner: str) -> list[Component]:
+        from cyclonedx.model import Property
+        from cyclonedx.model.component import Component, ComponentScope, ComponentType
+        from packageurl import PackageURL
+
+        made = []
+        for i, package in enumerate(deps.packages):
+            properties = []
+            if package.source != "crates.io":
+                properties.append(Property(name="wasmctl:cargo:source", value=package.source))
+            made.append(
+                Component(
+                    type=ComponentType.LIBRARY,
+                    name=package.name,
+                    version=package.version,
+                    bom_ref=f"{owner}:cargo:{i}:{package.name}",
+                    purl=PackageURL.from_string(cargo_purl(package.name, package.version)),
+                    scope=ComponentScope.EXCLUDED if package.kind == "build" else None,
+                    properties=properties,
+                )
+            )
+        self.components += made
+        for package, component in zip(deps.packages, made, strict=True):
+            if package.dependencies:
+                self.edges.append((component, [made[i] for i in package.dependencies]))
+        return [made[i] for i, p in enumerate(deps.packages) if p.root]
+
+    def _go(self, info: GoBuildInfo, owner: str) -> list[Component]:
+        from cyclonedx.model import Property
+
+        made = [self._go_module(m, owner, i) for i, m in enumerate(info.deps)]
+        main = None
+        if info.main is not None:
+            main = self._go_module(info.main, owner, "main")
+            main.properties.update(
+                Property(name=f"wasmctl:go:build:{k}", value=v) for k, v in info.settings if v
+            )
+        self.components += [*made, *([main] if main is not None else [])]
+        if main is None:
+            return made
+        if made:
+            self.edges.append((main, made))
+        return [main]
+
+    def _go_module(self, module: GoModule, owner: str, index: int | str) -> Component:
+        from cyclonedx.model import Property
+        from cyclonedx.model.component import Component, ComponentType
+        from packageurl import PackageURL
+
+        used = module.replaced_by or module
+        version = used.version if used.version and used.version != "(devel)" else None
+        properties = []
+        if module.replaced_by is not None:
+            replaced = f"{module.path} {module.version}".strip()
+            properties.append(Property(name="wasmctl:go:replaces", value=replaced))
+        if used.sum:
+            properties.append(Property(name="wasmctl:go:sum", value=used.sum))
+        return Component(
+            type=ComponentType.LIBRARY,
+            name=used.path,
+            version=version,
+            bom_ref=f"{owner}:golang:{index}:{used.path}",
+            purl=PackageURL.from_string(golang_purl(used.path, version)),
+            properties=properties,
+        )
+
+
+def _hashes(facts: ModuleFacts) -> Iterable[HashType]:
+    from cyclonedx.model import HashAlgorithm, HashType
+
+    return [
+        HashType(alg=HashAlgorithm.SHA_256, content=facts.sha256),
+        HashType(alg=HashAlgorithm.SHA_512, content=facts.sha512),
+    ]
+
+
+def _is_uri(value: str) -> bool:
+    return value.startswith(("https://", "http://", "git+", "ssh://", "git://"))
