@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -47,4 +48,7 @@ def test_the_demo_runs_and_gets_every_expected_answer(tmp_path: Path) -> None:
     assert "every step gave the expected answer" in proc.stdout
     assert "oci:out/layout:v1: verified (1 of 1 signatures verify" in proc.stdout
     assert "oci:out/layout:server: NOT verified" in proc.stdout
+    assert "1 of 1 attestations (https://cyclonedx.org/bom) verify" in proc.stdout
+    bom = json.loads((root / "out" / "hello.cdx.json").read_text())
+    assert bom["metadata"]["component"]["purl"].startswith("pkg:oci/layout@sha256:")
     assert (root / "out" / "wasmctl.sarif").is_file()

@@ -133,15 +133,14 @@ def render_artifact_table(info: dict[str, Any], *, color: bool = False, width: i
         for found in info["signatures"]:
             kind = found["kind"]
             if found["kind"] == "attestation" and found["predicateType"]:
-                kind = f"attestation {found['predicateType']}"
-            source = found["source"]
-            for prefix in ("referrer sha256:", "tag sha256-"):
+                kind = f"attestation {found['predicateType'].removeprefix('https://')}"
+            source = found["source"].removeprefix("referrer ")
+            for prefix in ("sha256:", "tag sha256-"):
                 if source.startswith(prefix):  # digests are long; the first 12 hex name one
                     source = source[: len(prefix) + 12] + "…" + source[len(prefix) + 64 :]
-            table.add_row(
-                Text(printable(source)),
-                Text(printable(kind)),
-                Text(printable(found["error"] or found["signer"])),
-            )
+            signer = found["error"] or found["signer"]
+            if len(signer) > 40 and signer.startswith("key "):  # `inspect -f json` has it all
+                signer = signer[:24] + "…"
+            table.add_row(Text(printable(source)), Text(printable(kind)), Text(printable(signer)))
         console.print(table)
     return buffer.getvalue()
