@@ -326,3 +326,35 @@ def test_sbom_help_has_examples() -> None:
     proc = subprocess.run(["wasmctl", "sbom", "--help"], capture_output=True, text=True,
                           check=False)  # fmt: skip
     assert proc.returncode == 0 and "Examples" in proc.stdout
+
+
+def test_wasm_metadata_fields_agree_with_wasm_tools(tmp_path: Path) -> None:
+    """What `wasm-tools metadata add` writes is what the SBOM says, in both formats."""
+    path = tmp_path / "described.wasm"
+    wasm_tools(
+        *("metadata", "add", HELLO, "-o", path, "--name", "described"),
+        *("--authors", "Ada Lovelace, Acme Inc."),
+        *("--description", "Says hello"),
+        *("--licenses", "Apache-2.0 OR MIT"),
+        *("--source", "https://github.com/acme/hello"),
+        *("--homepage", "https://acme.example/hello"),
+        *("--revision", "0f3c1d2"),
+        *("--version", "1.2.3"),
+        *("--sdk", "wasi-sdk=25.0"),
+    )
+    shown = json.loads(wasm_tools("metadata", "show", "--json", path))["module"]
+    component = sbom(path)["metadata"]["component"]
+    assert component["name"] == shown["name"] == "described"
+    assert component["version"] == shown["version"] == "1.2.3"
+    assert component["description"] == shown["description"]
+    assert component["licenses"] == [{"expression": shown["licenses"]}]
+    assert sorted(a["name"] for a in component["authors"]) == ["Acme Inc.", "Ada Lovelace"]
+    references = {r["type"]: r["url"] for r in component["externalReferences"]}
+    assert references == {"vcs": shown["source"], "website": shown["homepage"]}
+    assert props(component, "wasmctl:wasm:revision") == [shown["revision"]]
+    doc = sbom(path, "spdx-json")
+    package = doc["packages"][0]
+    assert package["versionInfo"] == "1.2.3"
+    assert package["licenseDeclared"] == "Apache-2.0 OR MIT"
+    assert package["homepage"] == shown["homepage"]
+    spdx_validate(path.with_suffix(".spdx-json.json"))
