@@ -16,6 +16,7 @@ import typer
 
 from wasmctl import __version__
 from wasmctl.cli import build as build_cmd
+from wasmctl.cli import gate as gate_cmd
 from wasmctl.cli import inspect as inspect_cmd
 from wasmctl.cli import registry as registry_cmd
 from wasmctl.cli import sbom as sbom_cmd
@@ -70,6 +71,7 @@ app.command("login", epilog=registry_cmd.LOGIN_EXAMPLES)(registry_cmd.login)
 app.command("logout", epilog=registry_cmd.LOGIN_EXAMPLES)(registry_cmd.logout)
 app.command("scan", epilog=scan_cmd.EXAMPLES)(scan_cmd.scan)
 app.command("sbom", epilog=sbom_cmd.EXAMPLES)(sbom_cmd.sbom)
+app.command("gate", epilog=gate_cmd.EXAMPLES)(gate_cmd.gate)
 app.command("generate-key-pair", epilog=sign_cmd.KEYPAIR_EXAMPLES)(sign_cmd.generate_key_pair)
 app.command("sign", epilog=sign_cmd.SIGN_EXAMPLES)(sign_cmd.sign)
 app.command("verify", epilog=sign_cmd.VERIFY_EXAMPLES)(sign_cmd.verify)

@@ -38,6 +38,10 @@ MAX_MODULE_BYTES = 1 << 30
 CHUNK = 1 << 20
 
 
+class NoWasmManifestError(LayoutError):
+    """An index whose manifests are all for other platforms (an ordinary container image)."""
+
+
 class ArtifactKind(enum.StrEnum):
     """The format `inspect` names."""
 
@@ -164,7 +168,7 @@ def resolve_artifact(layout: BlobReader, descriptor: Descriptor, shown: str) -> 
     wasm_platform = [d for d in candidates if d.platform is not None]
     chosen = wasm_platform or candidates
     if not chosen:
-        raise LayoutError(f"{shown}: the index has no wasi/wasm manifest")
+        raise NoWasmManifestError(f"{shown}: the index has no wasi/wasm manifest")
     selected = chosen[0]
     manifest = Manifest.from_bytes(layout.read_blob(selected, limit=4 << 20))
     config = _config(layout, manifest)

@@ -1,0 +1,282 @@
+"""The gate policy file (docs/gate.md, docs/gate.schema.json), read into typed rules.
+
+Relative paths (keys, scan policies, the trusted root) are resolved against the policy
+file's directory. Everything is checked when the file is read, so a gate never starts with
+a policy it cannot apply.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wasmctl.errors import PolicyError
+
+MAX_POLICY_BYTES = 1 << 20
+PIN_MODES = ("digest", "record", "tag")
+# `cosign attest --type` names for the common predicate types
+PREDICATE_ALIASES = {
+    "cyclonedx": "https://cyclonedx.org/bom",
+    "spdx": "https://spdx.dev/Document",
+    "spdxjson": "https://spdx.dev/Document",
+    "slsaprovenance": "https://slsa.dev/provenance/v0.2",
+    "slsaprovenance02": "https://slsa.dev/provenance/v0.2",
+    "slsaprovenance1": "https://slsa.dev/provenance/v1",
+    "openvex": "https://openvex.dev/ns",
+    "vuln": "https://cosign.sigstore.dev/attestation/vuln/v1",
+    "link": "https://in-toto.io/Link/v1",
+    "custom": "https://cosign.sigstore.dev/attestation/v1",
+}
+GITHUB_CLAIMS = {
+    "repository": "github-repository",
+    "ref": "github-ref",
+    "workflowTrigger": "github-workflow-trigger",
+    "workflowSha": "github-workflow-sha",
+    "workflowName": "github-workflow-name",
+}
+OVERRIDABLE = ("registries", "pin", "formats", "limits", "signatures", "attestations", "scan")
+
+
+@dataclass(frozen=True)
+class KeylessAuthority:
+    identity: str | None
+    identity_regexp: str | None
+    issuer: str | None
+    issuer_regexp: str | None
+    claims: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Signatures:
+    """Who must have signed, and how many distinct signatures must verify."""
+
+    required: int
+    keyless: tuple[KeylessAuthority, ...]
+    keys: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class Scan:
+    presets: tuple[str, ...]
+    policies: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The checks that apply to one reference (the top level, or an override)."""
+
+    registries: tuple[str, ...] = ()
+    pin: str = "tag"
+    formats: tuple[str, ...] = ()
+    max_module_bytes: int | None = None
+    signatures: Signatures | None = None
+    attestations: tuple[str, ...] = ()
+    scan: Scan | None = None
+
+
+@dataclass(frozen=True)
+class Override:
+    match: str
+    rules: Rules
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    source: str
+    runtime_classes: tuple[str, ...]
+    rules: Rules
+    overrides: tuple[Override, ...] = ()
+    trusted_root: Path | None = None
+    offline_root: bool = False
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    def rules_for(self, reference: str) -> tuple[Rules, str | None]:
+        """The rules for a reference: the first override whose glob matches, else the top."""
+        for override in self.overrides:
+            if fnmatch.fnmatchcase(reference, override.match):
+                return override.rules, override.match
+        return self.rules, None
+
+
+def load_gate_policy(path: Path) -> GatePolicy:
+    """Read and check a gate policy file."""
+    import yaml
+
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_POLICY_BYTES + 1)
+    except OSError as e:
+        raise PolicyError(f"cannot read gate policy {path}: {e.strerror or e}") from None
+    if len(raw) > MAX_POLICY_BYTES:
+        raise PolicyError(f"gate policy {path} is larger than {MAX_POLICY_BYTES} bytes")
+    try:
+        doc = yaml.safe_load(raw.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as e:
+        raise PolicyError(f"{path}: not valid YAML: {e}") from None
+    return parse_gate_policy(doc, str(path), path.parent)
+
+
+def parse_gate_policy(doc: Any, source: str, base: Path) -> GatePolicy:
+    """Check a parsed policy document and resolve its paths against `base`."""
+    where = _Where(source, base)
+    if not isinstance(doc, Mapping):
+        raise PolicyError(f"{source}: a gate policy is a mapping")
+    where.keys(doc, {"version", "runtimeClasses", "trust", "overrides", *OVERRIDABLE}, "")
+    if doc.get("version", 1) != 1:
+        raise PolicyError(f"{source}: unsupported gate policy version {doc.get('version')!r}")
+    trust = doc.get("trust") or {}
+    if not isinstance(trust, Mapping):
+        raise PolicyError(f"{source}: `trust` must be a mapping")
+    where.keys(trust, {"trustedRoot", "offline"}, "trust")
+    trusted_root = (
+        where.path(trust["trustedRoot"], "trust.trustedRoot") if ("trustedRoot" in trust) else None
+    )
+    overrides = []
+    for i, item in enumerate(where.items(doc, "overrides")):
+        label = f"overrides[{i}]"
+        if not isinstance(item, Mapping) or not isinstance(item.get("match"), str):
+            raise PolicyError(f"{source}: {label} needs `match`, a reference glob")
+        where.keys(item, {"match", *OVERRIDABLE}, label)
+        merged = {k: v for k, v in doc.items() if k in OVERRIDABLE} | dict(item)
+        overrides.append(Override(item["match"], where.rules(merged, label)))
+    return GatePolicy(
+        source=source,
+        runtime_classes=tuple(where.strings(doc, "runtimeClasses")),
+        rules=where.rules(doc, ""),
+        overrides=tuple(overrides),
+        trusted_root=trusted_root,
+        offline_root=trust.get("offline") is True,
+        raw=doc,
+    )
+
+
+class _Where:
+    """Checks with messages naming the file and the key."""
+
+    def __init__(self, source: str, base: Path) -> None:
+        self.source = source
+        self.base = base
+
+    def fail(self, message: str) -> PolicyError:
+        return PolicyError(f"{self.source}: {message}")
+
+    def keys(self, doc: Mapping[str, Any], allowed: set[str], label: str) -> None:
+        unknown = sorted(set(doc) - allowed)
+        if unknown:
+            at = f" in `{label}`" if label else ""
+            raise self.fail(
+                f"unknown key{'s' if len(unknown) > 1 else ''}{at}: {', '.join(unknown)}"
+            )
+
+    def items(self, doc: Mapping[str, Any], key: str) -> list[Any]:
+        value = doc.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self.fail(f"`{key}` must be a list")
+        return value
+
+    def strings(self, doc: Mapping[str, Any], key: str) -> list[str]:
+        items = self.items(doc, key)
+        if not all(isinstance(i, str) and i for i in items):
+            raise self.fail(f"`{key}` must be a list of non-empty strings")
+        return items
+
+    def path(self, value: Any, label: str) -> Path:
+        if not isinstance(value, str) or not value:
+            raise self.fail(f"`{label}` must be a path")
+        return (self.base / value).resolve()
+
+    def rules(self, doc: Mapping[str, Any], label: str) -> Rules:
+        at = f"{label}." if label else ""
+        pin = doc.get("pin", "tag")
+        if pin not in PIN_MODES:
+            raise self.fail(f"`{at}pin` must be one of {', '.join(PIN_MODES)}, not {pin!r}")
+        limits = doc.get("limits") or {}
+        if not isinstance(limits, Mapping):
+            raise self.fail(f"`{at}limits` must be a mapping")
+        self.keys(limits, {"maxModuleBytes"}, f"{at}limits")
+        size = limits.get("maxModuleBytes")
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
+            raise self.fail(f"`{at}limits.maxModuleBytes` must be a positive integer")
+        attestations = []
+        for i, item in enumerate(self.items(doc, "attestations")):
+            if not isinstance(item, Mapping) or not isinstance(item.get("predicateType"), str):
+                raise self.fail(f"`{at}attestations[{i}]` needs `predicateType`")
+            self.keys(item, {"predicateType"}, f"{at}attestations[{i}]")
+            kind = str(item["predicateType"])
+            attestations.append(PREDICATE_ALIASES.get(kind) or kind)
+        return Rules(
+            registries=tuple(self.strings(doc, "registries")),
+            pin=pin,
+            formats=tuple(self.strings(doc, "formats")),
+            max_module_bytes=size,
+            signatures=self.signatures(doc.get("signatures"), f"{at}signatures"),
+            attestations=tuple(attestations),
+            scan=self.scan(doc.get("scan"), f"{at}scan"),
+        )
+
+    def signatures(self, doc: Any, label: str) -> Signatures | None:
+        if doc is None:
+            return None
+        if not isinstance(doc, Mapping):
+            raise self.fail(f"`{label}` must be a mapping")
+        self.keys(doc, {"required", "keyless", "keys"}, label)
+        required = doc.get("required", 1)
+        if not isinstance(required, int) or isinstance(required, bool) or required < 1:
+            raise self.fail(f"`{label}.required` must be a positive integer")
+        keyless = tuple(
+            self.authority(item, f"{label}.keyless[{i}]")
+            for i, item in enumerate(self.items(doc, "keyless"))
+        )
+        keys = tuple(self.path(k, f"{label}.keys") for k in self.items(doc, "keys"))
+        if not keyless and not keys:
+            raise self.fail(f"`{label}` trusts nobody: give `keyless` identities or `keys`")
+        return Signatures(required, keyless, keys)
+
+    def authority(self, item: Any, label: str) -> KeylessAuthority:
+        import re
+
+        if not isinstance(item, Mapping):
+            raise self.fail(f"`{label}` must be a mapping")
+        self.keys(item, {"identity", "identityRegExp", "issuer", "issuerRegExp", "github"}, label)
+        values = {k: item.get(k) for k in ("identity", "identityRegExp", "issuer", "issuerRegExp")}
+        for key, value in values.items():
+            if value is not None and (not isinstance(value, str) or not value):
+                raise self.fail(f"`{label}.{key}` must be a non-empty string")
+            if value is not None and key.endswith("RegExp"):
+                try:
+                    re.compile(value)
+                except re.error as e:
+                    raise self.fail(f"`{label}.{key}` is not a regular expression: {e}") from None
+        if (values["identity"] is None) == (values["identityRegExp"] is None):
+            raise self.fail(f"`{label}` needs exactly one of identity, identityRegExp")
+        if (values["issuer"] is None) == (values["issuerRegExp"] is None):
+            raise self.fail(f"`{label}` needs exactly one of issuer, issuerRegExp")
+        github = item.get("github") or {}
+        if not isinstance(github, Mapping):
+            raise self.fail(f"`{label}.github` must be a mapping")
+        self.keys(github, set(GITHUB_CLAIMS), f"{label}.github")
+        claims = {GITHUB_CLAIMS[k]: str(v) for k, v in github.items()}
+        return KeylessAuthority(
+            values["identity"],
+            values["identityRegExp"],
+            values["issuer"],
+            values["issuerRegExp"],
+            claims,
+        )
+
+    def scan(self, doc: Any, label: str) -> Scan | None:
+        if doc is None:
+            return None
+        if not isinstance(doc, Mapping):
+            raise self.fail(f"`{label}` must be a mapping")
+        self.keys(doc, {"presets", "policies"}, label)
+        presets = tuple(self.strings(doc, "presets"))
+        policies = tuple(self.path(p, f"{label}.policies") for p in self.items(doc, "policies"))
+        if not presets and not policies:
+            raise self.fail(f"`{label}` needs presets or policies")
+        return Scan(presets, policies)
