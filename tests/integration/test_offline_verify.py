@@ -67,7 +67,7 @@ def isolated_env(tmp_path: Path) -> dict[str, str]:
     env = dict(os.environ)
     for name in ("XDG_CACHE_HOME", "XDG_DATA_HOME", "HOME"):
         path = tmp_path / name.lower()
-        path.mkdir()
+        path.mkdir(exist_ok=True)
         env[name] = str(path)
     env.pop("SIGSTORE_ID_TOKEN", None)
     return env

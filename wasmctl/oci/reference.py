@@ -23,6 +23,11 @@ _LEGACY_HUBS = ("index.docker.io", "registry-1.docker.io")
 _COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
 REPOSITORY_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
 TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+# An OCI layout's `org.opencontainers.image.ref.name` (image-spec annotations.md): components
+# of alphanumerics joined by [-._:@+] or "--", separated by "/"; wide enough to hold a whole
+# registry reference, as `copy REF oci:DIR:REF` writes it. `@` is left out: it marks a digest.
+_REF_COMPONENT = r"[A-Za-z0-9]+(?:(?:[-._:+]|--)[A-Za-z0-9]+)*"
+LAYOUT_TAG_RE = re.compile(rf"^{_REF_COMPONENT}(?:/{_REF_COMPONENT})*$")
 DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-fA-F0-9]{32,}$")
 _HOST_RE = re.compile(
     r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
@@ -108,11 +113,11 @@ def _parse_layout(rest: str, original: str, *, archive: bool) -> LayoutReference
             )
     elif ":" in rest:
         rest, tag = rest.split(":", 1)
-        if not TAG_RE.match(tag):
+        if not (TAG_RE.match(tag) or (len(tag) <= 512 and LAYOUT_TAG_RE.match(tag))):
             raise InvalidReferenceError(
                 f"{original}: bad tag {tag!r}",
-                hint="a tag is up to 128 letters, digits, '_', '.' and '-'; a layout path "
-                "cannot contain ':'",
+                hint="a layout tag is letters and digits joined by '-', '.', '_', ':', '+' "
+                "and '/'; a layout path cannot contain ':'",
             )
     if not rest:
         raise InvalidReferenceError(f"{original}: no path")

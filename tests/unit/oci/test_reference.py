@@ -70,7 +70,7 @@ def test_layout_references(text: str, expected: LayoutReference) -> None:
         "acme//app",
         "oci:",
         "oci:out:bad tag",
-        "oci:out:a:b",  # a layout path cannot contain ':'
+        "oci:out:a::b",  # not a ref name (a tag may hold ":" and "/", as image-spec allows)
         f"oci-archive:x.tar@{DIGEST}",
         "exa mple.com/app",
         "a" * 300,
@@ -79,3 +79,9 @@ def test_layout_references(text: str, expected: LayoutReference) -> None:
 def test_bad_references_are_refused(text: str) -> None:
     with pytest.raises(InvalidReferenceError):
         parse_reference(text)
+
+
+def test_a_layout_tag_may_hold_a_whole_registry_reference() -> None:
+    ref = parse_reference("oci:mirror:ghcr.io/acme/app:v1.2")
+    assert isinstance(ref, LayoutReference)
+    assert (ref.path, ref.tag) == (Path("mirror"), "ghcr.io/acme/app:v1.2")
