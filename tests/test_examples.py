@@ -49,6 +49,34 @@ def test_the_demo_runs_and_gets_every_expected_answer(tmp_path: Path) -> None:
     assert "oci:out/layout:v1: verified (1 of 1 signatures verify" in proc.stdout
     assert "oci:out/layout:server: NOT verified" in proc.stdout
     assert "1 of 1 attestations (https://cyclonedx.org/bom) verify" in proc.stdout
+    assert "gate PASS under examples/gate/local.yaml" in proc.stdout
+    assert "gate DENY under examples/gate/local.yaml" in proc.stdout
+    assert "## wasmctl gate: ✅ pass" in (root / "out" / "gate-summary.md").read_text()
     bom = json.loads((root / "out" / "hello.cdx.json").read_text())
     assert bom["metadata"]["component"]["purl"].startswith("pkg:oci/layout@sha256:")
     assert (root / "out" / "wasmctl.sarif").is_file()
+
+
+@pytest.mark.parametrize("name", ["gate.yaml", "local.yaml"])
+def test_example_gate_policies_fit_the_schema_and_load(name: str) -> None:
+    import jsonschema
+    import yaml
+
+    from tests.schemas import doc_schema
+    from wasmctl.gate.policy import load_gate_policy
+
+    path = MODULES.parent / "gate" / name
+    jsonschema.validate(yaml.safe_load(path.read_text()), doc_schema("gate.schema.json"))
+    assert load_gate_policy(path).rules.scan is not None
+
+
+def test_the_example_kubernetes_manifests_give_one_wasm_and_one_ordinary_container() -> None:
+    from wasmctl.gate.policy import load_gate_policy
+    from wasmctl.gate.targets import collect
+
+    policy = load_gate_policy(MODULES.parent / "gate" / "gate.yaml")
+    targets = collect([str(MODULES.parent / "kubernetes")], policy.runtime_classes)
+    assert [(t.origin.kind if t.origin else "", t.wasm_runtime) for t in targets] == [
+        ("Deployment", True),
+        ("Pod", False),
+    ]

@@ -120,3 +120,29 @@ def test_help_has_examples(command: str, capsys: pytest.CaptureFixture[str]) -> 
 def test_verify_help_says_regexps_are_anchored(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["verify", "--help"]) == 0
     assert "anchored" in capsys.readouterr().out
+
+
+def test_top_level_help_has_examples_of_the_whole_chain(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("scan", "build", "sign", "sbom", "gate"):
+        assert f"wasmctl {command}" in out
+
+
+def test_shell_completion_completes_commands_and_options(tmp_path: Path) -> None:
+    """typer's (click's) completion protocol, as the installed bash script calls it."""
+    import os
+    import subprocess
+    import sys
+
+    def complete(words: str) -> list[str]:
+        cword = len(words.split()) - (0 if words.endswith(" ") else 1)
+        env = dict(os.environ, _WASMCTL_COMPLETE="complete_bash", COMP_WORDS=words,
+                   COMP_CWORD=str(cword))  # fmt: skip
+        proc = subprocess.run([sys.executable, "-m", "wasmctl"], env=env, capture_output=True,
+                              text=True, check=False)  # fmt: skip
+        return proc.stdout.split()
+
+    assert "gate" in complete("wasmctl ga")
+    assert "--certificate-identity-regexp" in complete("wasmctl verify --certificate-identity")
+    assert "no-network" in complete("wasmctl scan --preset ")

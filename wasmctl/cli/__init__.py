@@ -26,10 +26,14 @@ from wasmctl.cli._common import SETTINGS
 
 app = typer.Typer(
     name="wasmctl",
-    help="Supply-chain toolkit for WebAssembly on OCI registries: inspect and scan modules "
-    "for the capabilities they import.",
-    epilog="Examples:  wasmctl inspect app.wasm  ·  wasmctl scan --preset no-network dist/  "
-    "·  Exit codes: 0 ok, 1 denied, 2 bad input, 3 registry/network, 4 bug.",
+    help="Supply-chain toolkit for WebAssembly on OCI registries: inspect, scan, build, "
+    "push and pull, sign and verify, SBOMs, and the pre-deploy gate.",
+    epilog="Examples:  wasmctl scan --preset no-network dist/  ·  "
+    "wasmctl build app.wasm -t ghcr.io/acme/app:v1  ·  "
+    "wasmctl sign ghcr.io/acme/app:v1  ·  "
+    "wasmctl sbom ghcr.io/acme/app:v1 --attest ghcr.io/acme/app:v1  ·  "
+    "wasmctl gate --policy gate.yaml k8s/  ·  "
+    "Exit codes: 0 ok, 1 denied, 2 bad input, 3 registry/network, 4 bug.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
