@@ -197,7 +197,7 @@ def test_build_flags_become_annotations(
         ["build", "examples/modules/README-missing.wasm", "-t", "oci:OUT:v1"],
         ["build", "examples/modules/hello.wat", "-t", "oci:OUT:v1"],
         ["build", "examples/modules/hello.wasm", "-t", "ghcr.io/Acme/app:v1"],
-        ["build", "examples/modules/hello.wasm", "-t", "oci:OUT:bad:tag"],
+        ["build", "examples/modules/hello.wasm", "-t", "oci:OUT:bad::tag"],
         ["build", "examples/modules/hello.wasm", "-t", "oci:OUT", "-a", "novalue"],
         ["build", "examples/modules/hello.wasm", "-t", "oci:OUT", "--format", "docker"],
     ],
