@@ -232,3 +232,17 @@ def test_keyless_registry_verification_contacts_only_the_registry(
     assert result.returncode == 0, result.stderr + result.stdout
     assert connections and set(connections) == {host}
     assert_untouched(tmp_path)
+
+
+def test_github_actions_without_the_id_token_permission_is_bad_input(
+    trust: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config, _ = trust
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")  # but no ACTIONS_ID_TOKEN_REQUEST_* variables
+    layout = f"oci:{tmp_path / 'out'}:v1"
+    assert run(["build", str(HELLO), "-t", layout]) == 0
+    assert run(["sign", layout, "--trust-config", str(config)]) == 2
+    assert "id-token: write" in capsys.readouterr().err

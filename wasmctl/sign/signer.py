@@ -143,7 +143,10 @@ class KeylessSigning:
                 )
             return IdentityToken(raw)
         except IdentityError as e:
-            raise InputError(f"identity token: {_first_line(e)}") from None
+            raise InputError(
+                f"identity token: {_first_line(e)}",
+                hint="in GitHub Actions the job needs `permissions: id-token: write`",
+            ) from None
 
     def sign_statement(self, statement: Statement) -> bytes:
         from sigstore.dsse import Statement as SigstoreStatement
