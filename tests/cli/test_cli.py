@@ -208,3 +208,20 @@ def test_build_input_errors_exit_2_and_write_nothing(tmp_path: Path, argv: list[
             for a in argv]  # fmt: skip
     assert run(argv) == 2
     assert not (tmp_path / "o").exists()
+
+
+def test_output_to_a_device_writes_through_it_and_never_replaces_it(tmp_path: Path) -> None:
+    """`-o /dev/null` must not rename a file over the device (a FIFO stands in for it)."""
+    import os
+    import stat
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    assert run(["inspect", "-f", "json", "-o", str(fifo), "examples/modules/hello.wasm"]) == 0
+    reader.join(timeout=10)
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert json.loads(received[0])["kind"] == "module"

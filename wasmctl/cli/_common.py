@@ -67,6 +67,11 @@ def write_output(text: str, output: Path | None) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
+    if output.exists() and not output.is_file():
+        # /dev/null, a FIFO, /dev/stdout: written as they are, never replaced by a rename
+        with output.open("w", encoding="utf-8") as f:
+            f.write(text)
+        return
     directory = output.parent if str(output.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=directory)
     try:
