@@ -141,3 +141,29 @@ def test_the_hook_manifest_is_valid() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_try_repo_denies_sockets_with_the_no_network_hook(
+    hook_repo: HookRepo, tmp_path: Path
+) -> None:
+    """`pre-commit try-repo`, as a user trying the hook before adopting it."""
+    project = tmp_path / "project"
+    project.mkdir()
+    _git(hook_repo.env, project, "init", "--quiet", "--initial-branch=main")
+    for name in ("echo_server.wasm", "hello.wasm"):
+        shutil.copy2(MODULES / name, project / name)
+    _git(hook_repo.env, project, "add", "--all")
+
+    def try_repo(*files: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["pre-commit", "try-repo", str(hook_repo.path), "wasmctl-scan-no-network",
+             "--ref", hook_repo.rev, "--verbose", "--files", *files],
+            cwd=project, env=hook_repo.env, capture_output=True, text=True, check=False,
+            timeout=INSTALL_TIMEOUT,
+        )  # fmt: skip
+
+    denied = try_repo("echo_server.wasm")
+    assert denied.returncode == 1, denied.stdout + denied.stderr
+    assert "sock_accept" in denied.stdout + denied.stderr
+    allowed = try_repo("hello.wasm")
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
