@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 
 class QuietHandler(BaseHTTPRequestHandler):
@@ -43,3 +43,41 @@ class ServerThread:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
+
+
+class LoopbackService:
+    """`start`/`stop`, `with`, and `url` for a test double served from a `ServerThread`.
+
+    Subclasses give `make_handler()` and a `service_name`, and start with `_serving = None`.
+    """
+
+    _serving: ServerThread | None
+    service_name: str
+
+    def make_handler(self) -> type[BaseHTTPRequestHandler]:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        if self._serving is not None:
+            raise RuntimeError(f"{self.service_name} is already running")
+        server = ThreadingHTTPServer(("127.0.0.1", 0), self.make_handler())
+        self._serving = ServerThread(server, self.service_name)
+
+    def stop(self) -> None:
+        if self._serving is not None:
+            self._serving.stop()
+        self._serving = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """`http://127.0.0.1:PORT`."""
+        if self._serving is None:
+            raise RuntimeError(f"{self.service_name} is not running")
+        return f"http://{self._serving.host}"

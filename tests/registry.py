@@ -39,9 +39,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 from urllib.parse import parse_qs, urlsplit
 
 import bcrypt
@@ -54,7 +54,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.loopback import QuietHandler, ServerThread
+from tests.loopback import LoopbackService, QuietHandler, ServerThread
 
 REGISTRY_BINARY: Final = "/usr/bin/docker-registry"
 USERNAME: Final = "wasmctl-tester"
@@ -396,7 +396,7 @@ GrantPolicy = Callable[[str | None, Scope], frozenset[str]]
 
 
 @dataclass
-class TokenIssuer:
+class TokenIssuer(LoopbackService):
     """A loopback token service for distribution's ``auth.token`` mode.
 
     Endpoints (``realm`` is ``http://127.0.0.1:PORT/token``):
@@ -454,29 +454,12 @@ class TokenIssuer:
         self.cert_file.write_bytes(self._cert.public_bytes(serialization.Encoding.PEM))
         self._x5c = base64.b64encode(self._cert.public_bytes(serialization.Encoding.DER)).decode()
 
-    # lifecycle
+    # lifecycle (LoopbackService: start, stop, with, url)
 
-    def start(self) -> None:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _token_handler(self))
-        self._serving = ServerThread(server, "token-issuer")
+    service_name: ClassVar[str] = "token-issuer"
 
-    def stop(self) -> None:
-        if self._serving is not None:
-            self._serving.stop()
-        self._serving = None
-
-    def __enter__(self) -> TokenIssuer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        if self._serving is None:
-            raise RuntimeError("the token issuer is not running")
-        return f"http://{self._serving.host}"
+    def make_handler(self) -> type[BaseHTTPRequestHandler]:
+        return _token_handler(self)
 
     @property
     def realm(self) -> str:

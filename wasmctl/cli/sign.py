@@ -47,19 +47,6 @@ Examples:
   wasmctl verify app.wasm --bundle app.wasm.sigstore.json --key cosign.pub --trusted-root root.json
 """
 
-# `cosign attest --type` names for the common predicate types (cmd/cosign/cli/options/predicate.go)
-PREDICATE_ALIASES = {
-    "cyclonedx": "https://cyclonedx.org/bom",
-    "spdx": "https://spdx.dev/Document",
-    "spdxjson": "https://spdx.dev/Document",
-    "slsaprovenance": "https://slsa.dev/provenance/v0.2",
-    "slsaprovenance02": "https://slsa.dev/provenance/v0.2",
-    "slsaprovenance1": "https://slsa.dev/provenance/v1",
-    "openvex": "https://openvex.dev/ns",
-    "vuln": "https://cosign.sigstore.dev/attestation/vuln/v1",
-    "link": "https://in-toto.io/Link/v1",
-    "custom": "https://cosign.sigstore.dev/attestation/v1",
-}
 
 SigningKey = Annotated[
     Path | None,
@@ -377,7 +364,9 @@ def verify(
         {k: v for k, v in claims.items() if v is not None},
     )
     trust = TrustSource(trusted_root, offline)
-    predicate = PREDICATE_ALIASES.get(attestation, attestation) if attestation else None
+    from wasmctl.sign import predicate_type
+
+    predicate = predicate_type(attestation) if attestation else None
     if is_file_target(target):
         result = verify_file(
             Path(target), policy, trust, bundle_path=bundle, predicate_type=predicate

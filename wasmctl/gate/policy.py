@@ -14,22 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from wasmctl.errors import PolicyError
+from wasmctl.sign import predicate_type
 
 MAX_POLICY_BYTES = 1 << 20
 PIN_MODES = ("digest", "record", "tag")
-# `cosign attest --type` names for the common predicate types
-PREDICATE_ALIASES = {
-    "cyclonedx": "https://cyclonedx.org/bom",
-    "spdx": "https://spdx.dev/Document",
-    "spdxjson": "https://spdx.dev/Document",
-    "slsaprovenance": "https://slsa.dev/provenance/v0.2",
-    "slsaprovenance02": "https://slsa.dev/provenance/v0.2",
-    "slsaprovenance1": "https://slsa.dev/provenance/v1",
-    "openvex": "https://openvex.dev/ns",
-    "vuln": "https://cosign.sigstore.dev/attestation/vuln/v1",
-    "link": "https://in-toto.io/Link/v1",
-    "custom": "https://cosign.sigstore.dev/attestation/v1",
-}
 GITHUB_CLAIMS = {
     "repository": "github-repository",
     "ref": "github-ref",
@@ -208,7 +196,7 @@ class _Where:
                 raise self.fail(f"`{at}attestations[{i}]` needs `predicateType`")
             self.keys(item, {"predicateType"}, f"{at}attestations[{i}]")
             kind = str(item["predicateType"])
-            attestations.append(PREDICATE_ALIASES.get(kind) or kind)
+            attestations.append(predicate_type(kind))
         return Rules(
             registries=tuple(self.strings(doc, "registries")),
             pin=pin,

@@ -1,1 +1,21 @@
 """Signing and verification: cosign keys, Sigstore bundles, and where they live in OCI."""
+
+# `cosign attest --type` names for the common in-toto predicate types
+# (sigstore/cosign cmd/cosign/cli/options/predicate.go); any URI is accepted as it is.
+PREDICATE_ALIASES = {
+    "cyclonedx": "https://cyclonedx.org/bom",
+    "spdx": "https://spdx.dev/Document",
+    "spdxjson": "https://spdx.dev/Document",
+    "slsaprovenance": "https://slsa.dev/provenance/v0.2",
+    "slsaprovenance02": "https://slsa.dev/provenance/v0.2",
+    "slsaprovenance1": "https://slsa.dev/provenance/v1",
+    "openvex": "https://openvex.dev/ns",
+    "vuln": "https://cosign.sigstore.dev/attestation/vuln/v1",
+    "link": "https://in-toto.io/Link/v1",
+    "custom": "https://cosign.sigstore.dev/attestation/v1",
+}
+
+
+def predicate_type(name: str) -> str:
+    """The predicate type URI for an alias (`cyclonedx`) or a URI."""
+    return PREDICATE_ALIASES.get(name) or name
