@@ -393,3 +393,30 @@ def test_offline_gate_reads_only_the_local_layout(
                f"{host}/{repo_name}:v2"]  # fmt: skip
     result, connections = guarded(missing, tmp_path)
     assert result.returncode == 2 and connections == []
+
+
+def test_an_image_named_by_many_containers_is_gated_once(
+    policy: Policy, keys: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    import wasmctl.sign.targets as targets
+
+    signed_and_attested("oci:out:v1", keys[0])
+    ref = f"oci:{tmp_path / 'out'}:v1"
+    pods = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p{i}"},
+             "spec": {"runtimeClassName": "crun-wasm",
+                      "containers": [{"name": "c", "image": ref}]}} for i in range(5)]  # fmt: skip
+    manifest = tmp_path / "pods.yaml"
+    manifest.write_text(yaml.safe_dump_all(pods))
+    calls: list[str] = []
+    real = targets.verify_reference
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(str(args[0]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(targets, "verify_reference", counting)
+    code, report = gate(["--policy", str(policy()), str(manifest)], capsys)
+    assert code == 0, report
+    assert [t["origin"]["name"] for t in report["targets"]] == [f"p{i}" for i in range(5)]
+    assert len(calls) == 2  # one signature check and one attestation check, not five of each

@@ -11,7 +11,7 @@ import enum
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -166,8 +166,16 @@ class _Gate:
         self.options = options
         self.trust = trust
         self._scan_policies: dict[Scan, list[Any]] = {}
+        self._done: dict[tuple[str, bool], TargetResult] = {}
 
     def target(self, target: Target) -> TargetResult:
+        """Gate one target; an image named again (by many manifests) is gated once."""
+        key = (target.reference, target.wasm_runtime)
+        if key not in self._done:
+            self._done[key] = self._gate(target)
+        return replace(self._done[key], target=target.reference, origin=target.origin)
+
+    def _gate(self, target: Target) -> TargetResult:
         from wasmctl.oci.reference import parse_reference
 
         try:
