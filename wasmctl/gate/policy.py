@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wasmctl._files import read_limited
 from wasmctl.errors import PolicyError
 from wasmctl.sign import predicate_type
 
@@ -93,13 +94,7 @@ def load_gate_policy(path: Path) -> GatePolicy:
     """Read and check a gate policy file."""
     import yaml
 
-    try:
-        with path.open("rb") as f:
-            raw = f.read(MAX_POLICY_BYTES + 1)
-    except OSError as e:
-        raise PolicyError(f"cannot read gate policy {path}: {e.strerror or e}") from None
-    if len(raw) > MAX_POLICY_BYTES:
-        raise PolicyError(f"gate policy {path} is larger than {MAX_POLICY_BYTES} bytes")
+    raw = read_limited(path, MAX_POLICY_BYTES, "gate policy", PolicyError)
     try:
         doc = yaml.safe_load(raw.decode("utf-8"))
     except (UnicodeDecodeError, yaml.YAMLError) as e:

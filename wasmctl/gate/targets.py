@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wasmctl._files import read_limited
 from wasmctl.errors import InputError
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -93,13 +94,7 @@ def manifest_targets(path: Path, runtime_classes: tuple[str, ...]) -> list[Targe
     """Every container image of the workloads in one manifest file."""
     import yaml
 
-    try:
-        with path.open("rb") as f:
-            raw = f.read(MAX_MANIFEST_BYTES + 1)
-    except OSError as e:
-        raise InputError(f"cannot read manifest {path}: {e.strerror or e}") from None
-    if len(raw) > MAX_MANIFEST_BYTES:
-        raise InputError(f"manifest {path} is larger than {MAX_MANIFEST_BYTES} bytes")
+    raw = read_limited(path, MAX_MANIFEST_BYTES, "manifest")
     try:
         documents: list[Any] = list(yaml.compose_all(raw.decode("utf-8"), Loader=yaml.SafeLoader))
     except (UnicodeDecodeError, yaml.YAMLError) as e:

@@ -23,6 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from wasmctl._files import read_limited
 from wasmctl.errors import PolicyError
 from wasmctl.scan.capabilities import Capability, strip_version
 from wasmctl.wasm.model import ExternKind, ImportEntry
@@ -285,14 +286,8 @@ def load_policy_file(path: str | Path) -> Policy:
 
 
 def _load_file(path: Path, depth: int, seen: tuple[Path, ...]) -> Policy:
-    try:
-        resolved = path.resolve()
-        with path.open("rb") as f:
-            raw = f.read(MAX_POLICY_BYTES + 1)
-    except OSError as e:
-        raise PolicyError(f"cannot read policy {path}: {e.strerror or e}") from None
-    if len(raw) > MAX_POLICY_BYTES:
-        raise PolicyError(f"policy {path} is larger than {MAX_POLICY_BYTES} bytes")
+    raw = read_limited(path, MAX_POLICY_BYTES, "policy", PolicyError)
+    resolved = path.resolve()
     if resolved in seen:
         raise PolicyError(f"policy {path} extends itself (cycle through {seen[-1]})")
     try:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wasmctl._files import read_limited
 from wasmctl.errors import InputError
 from wasmctl.oci.models import Descriptor
 from wasmctl.oci.reference import Reference, RegistryReference
@@ -22,6 +23,7 @@ from wasmctl.sign.bundle import (
     COSIGN_SIGN_PREDICATE,
     MAX_BUNDLE,
     Bundle,
+    BundleError,
     statement_for,
 )
 from wasmctl.sign.legacy import DSSE_LAYER, verify_attestation_layer, verify_simple_signing
@@ -111,11 +113,7 @@ def verify_file(
     """Verify a file against its bundle (a message signature, or a DSSE statement about it)."""
     digest = file_digest(path)
     source = bundle_path or default_bundle_path(path)
-    try:
-        with source.open("rb") as f:
-            raw = f.read(MAX_BUNDLE + 1)  # a larger one is refused by the parser
-    except OSError as e:
-        raise InputError(f"cannot read bundle {source}: {e.strerror or e}") from None
+    raw = read_limited(source, MAX_BUNDLE, "bundle", BundleError)
     bundle = Bundle.from_bytes(raw, str(source))
     expected = Expectation(digest, predicate_type)
     check = verify_bundle(bundle, expected, policy, trust, source=f"bundle {source}")

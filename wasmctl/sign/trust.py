@@ -27,6 +27,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from wasmctl._files import read_limited
 from wasmctl.errors import InputError
 from wasmctl.sign.keys import PublicKey
 
@@ -130,13 +131,7 @@ class TrustedRoot:
     @classmethod
     def from_file(cls, path: Path) -> TrustedRoot:
         """Read a trusted root (or client trust config) file."""
-        try:
-            with path.open("rb") as f:
-                raw = f.read(MAX_TRUST_FILE + 1)
-        except OSError as e:
-            raise TrustRootError(f"cannot read trusted root {path}: {e.strerror}") from None
-        if len(raw) > MAX_TRUST_FILE:
-            raise TrustRootError(f"{path}: larger than {MAX_TRUST_FILE} bytes")
+        raw = read_limited(path, MAX_TRUST_FILE, "trusted root", TrustRootError)
         return cls.from_json(raw, str(path))
 
     @classmethod
