@@ -79,9 +79,11 @@ def test_keyless_signature_of_a_registry_artifact_verifies_with_wasmctl_and_sigs
 
     # sigstore-python, on its own, accepts the stored bundle; its statement is about the digest.
     from wasmctl.oci.reference import parse_reference
+    from wasmctl.oci.transfer import RegistryOptions
     from wasmctl.sign.storage import find_candidates, open_store
 
-    with open_store(parse_reference(ref), _options(host)) as store:
+    options = RegistryOptions(plain_http=frozenset({host}))
+    with open_store(parse_reference(ref), options) as store:
         candidates, _ = find_candidates(store, report["digest"])
     [candidate] = candidates
     verifier = Verifier(trusted_root=TrustedRoot.from_file(str(root)))
@@ -93,12 +95,6 @@ def test_keyless_signature_of_a_registry_artifact_verifies_with_wasmctl_and_sigs
     assert payload_type == "application/vnd.in-toto+json"
     assert statement["predicateType"] == COSIGN_SIGN
     assert statement["subject"][0]["digest"]["sha256"] == report["digest"].split(":")[1]
-
-
-def _options(host: str):  # type: ignore[no-untyped-def]
-    from wasmctl.oci.transfer import RegistryOptions
-
-    return RegistryOptions(plain_http=frozenset({host}))
 
 
 def test_a_wrong_identity_or_foreign_root_exits_1_showing_what_was_found(

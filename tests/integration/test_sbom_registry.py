@@ -29,6 +29,12 @@ def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def keys(tmp_path: Path) -> tuple[Path, Path]:
+    """A cosign key pair (password "pw", as COSIGN_PASSWORD says)."""
+    return write_key_pair(generate_key_pair(b"pw"), tmp_path / "cosign")
+
+
+@pytest.fixture
 def pushed(registry: RegistryServer, repo_name: str, tmp_path: Path) -> str:
     """A Rust module (with .dep-v0) built into the registry; returns its reference."""
     ref = f"{registry.host}/{repo_name}:v1"
@@ -91,11 +97,12 @@ def test_attest_signs_the_sbom_and_verify_checks_it(
     registry: RegistryServer,
     repo_name: str,
     pushed: str,
+    keys: tuple[Path, Path],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     host = registry.host
-    key, pub = write_key_pair(generate_key_pair(b"pw"), tmp_path / "cosign")
+    key, pub = keys
     for fmt in ("cyclonedx-json", "spdx-json"):
         assert run(["sbom", pushed, "-f", fmt, "--attest", pushed, "--key", str(key),
                     "--plain-http", host, "-o", "/dev/null"]) == 0  # fmt: skip
@@ -116,12 +123,13 @@ def test_a_tampered_attested_sbom_fails_verification(
     registry: RegistryServer,
     repo_name: str,
     pushed: str,
+    keys: tuple[Path, Path],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Swap the registry's attestation for one whose SBOM says something else."""
     host = registry.host
-    key, pub = write_key_pair(generate_key_pair(b"pw"), tmp_path / "cosign")
+    key, pub = keys
     assert run(["sbom", pushed, "--attest", pushed, "--key", str(key), "--plain-http", host,
                 "-o", "/dev/null"]) == 0  # fmt: skip
     with RegistryClient(host, plain_http=True, use_config=False) as client:

@@ -40,6 +40,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from nacl.exceptions import CryptoError
 from nacl.secret import SecretBox
@@ -263,13 +264,28 @@ def load_public_key(data: bytes, *, source: str = "public key") -> PublicKey:
             key = x509.load_der_x509_certificate(der).public_key()
     except (ValueError, UnsupportedAlgorithm) as e:
         raise KeyFileError(f"{source}: the {label.lower()} cannot be read ({e})") from e
+    supported = supported_public_key(key)
+    if supported is not None:
+        return supported
+    raise KeyFileError(
+        f"{source}: {_describe(key)} is not supported",
+        hint="keys may be ECDSA (P-256, P-384, P-521), Ed25519 or RSA",
+    )
+
+
+def supported_public_key(key: object) -> PublicKey | None:
+    """`key` if signatures by it can be verified here (ECDSA on a known curve, Ed25519, RSA)."""
     if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name in _ECDSA_HASHES:
         return key
     if isinstance(key, ed25519.Ed25519PublicKey | rsa.RSAPublicKey):
         return key
-    raise KeyFileError(
-        f"{source}: {_describe(key)} is not supported",
-        hint="keys may be ECDSA (P-256, P-384, P-521), Ed25519 or RSA",
+    return None
+
+
+def spki_der(key: PublicKeyTypes) -> bytes:
+    """The SubjectPublicKeyInfo DER of any public key (what key IDs and hints hash)."""
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
 
 
@@ -282,10 +298,7 @@ def public_key_pem(key: PublicKey) -> bytes:
 
 def key_hint(key: PublicKey) -> str:
     """How a Sigstore bundle names a key: base64(sha256(SPKI DER))."""
-    der = key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return _b64(hashlib.sha256(der).digest())
+    return _b64(hashlib.sha256(spki_der(key)).digest())
 
 
 def sign_bytes(key: ec.EllipticCurvePrivateKey, data: bytes) -> bytes:

@@ -18,15 +18,14 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any
 
 from cryptography import x509
 
 from wasmctl.errors import SignatureError
 from wasmctl.sign.bundle import BundleError, Envelope, Statement, TlogEntry
-from wasmctl.sign.keys import verify_signature
+from wasmctl.sign.keys import PublicKey, verify_signature
 from wasmctl.sign.policy import IdentityPolicy, KeyPolicy, Policy, Signer, certificate_signer
 from wasmctl.sign.policy import key_signer as signer_of_key
 from wasmctl.sign.tlog import Verifier, verify_entry
@@ -34,6 +33,7 @@ from wasmctl.sign.verifier import (
     Check,
     Expectation,
     TrustSource,
+    certificate_key,
     envelope_verifies,
     verify_certificate,
 )
@@ -151,7 +151,7 @@ def _verify_signer(
     policy: Policy,
     trust: TrustSource,
     *,
-    verifies: Any,
+    verifies: Callable[[PublicKey], bool],
     signature: bytes,
     digest: bytes | None,
     envelope: Envelope | None,
@@ -174,7 +174,7 @@ def _verify_signer(
         problems = policy.mismatches(signer)
         if problems:
             raise SignatureError("; ".join(problems))
-        if not verifies(certificate.public_key()):
+        if not verifies(certificate_key(certificate)):
             raise SignatureError("the signature does not verify with the certificate's key")
         verifier = certificate
     if entry is not None:

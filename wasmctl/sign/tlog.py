@@ -31,8 +31,8 @@ from cryptography.hazmat.primitives import serialization
 
 from wasmctl.errors import SignatureError
 from wasmctl.sign.bundle import Envelope, TlogEntry
-from wasmctl.sign.keys import PublicKey, verify_signature
-from wasmctl.sign.trust import LogKey, TrustedRoot, spki_der
+from wasmctl.sign.keys import PublicKey, spki_der, verify_signature
+from wasmctl.sign.trust import LogKey, TrustedRoot
 
 Verifier: TypeAlias = x509.Certificate | PublicKey
 
@@ -233,12 +233,9 @@ def _same_verifier(encoded_pem: Any, verifier: Verifier) -> bool:
         logged = x509.load_pem_x509_certificate(pem)
         if isinstance(verifier, x509.Certificate):
             return logged == verifier
-        return spki_der(logged.public_key()) == spki_der(verifier)  # type: ignore[arg-type]
-    key = serialization.load_pem_public_key(pem)
+        return spki_der(logged.public_key()) == spki_der(verifier)
     mine = verifier.public_key() if isinstance(verifier, x509.Certificate) else verifier
-    return key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    ) == spki_der(mine)  # type: ignore[arg-type]
+    return spki_der(serialization.load_pem_public_key(pem)) == spki_der(mine)
 
 
 def _message_body(spec: Mapping[str, Any], signed: Signed) -> str | None:

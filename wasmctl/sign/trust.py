@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from wasmctl._files import read_limited
 from wasmctl.errors import InputError
-from wasmctl.sign.keys import PublicKey
+from wasmctl.sign.keys import PublicKey, spki_der
 
 TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
 TRUST_CONFIG_MEDIA_TYPE = "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json"
@@ -153,13 +153,6 @@ class TrustedRoot:
 def key_id(public_key: PublicKey) -> bytes:
     """A log's key ID: sha256 of the key's SubjectPublicKeyInfo DER."""
     return hashlib.sha256(spki_der(public_key)).digest()
-
-
-def spki_der(public_key: PublicKey) -> bytes:
-    """The SubjectPublicKeyInfo DER of a public key."""
-    return public_key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
 
 
 def _log_key(item: Mapping[str, Any]) -> LogKey:

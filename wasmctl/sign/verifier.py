@@ -48,10 +48,17 @@ from wasmctl.sign.bundle import (
     Envelope,
     Statement,
 )
-from wasmctl.sign.keys import PublicKey, verify_signature
-from wasmctl.sign.policy import IdentityPolicy, KeyPolicy, Policy, Signer, certificate_signer
+from wasmctl.sign.keys import PublicKey, spki_der, supported_public_key, verify_signature
+from wasmctl.sign.policy import (
+    IdentityPolicy,
+    KeyPolicy,
+    Policy,
+    Signer,
+    certificate_signer,
+    key_signer,
+)
 from wasmctl.sign.tlog import verify_entry
-from wasmctl.sign.trust import TrustedRoot, spki_der
+from wasmctl.sign.trust import TrustedRoot
 
 SIGSTORE_PYTHON_KINDS = {("hashedrekord", "0.0.1"), ("hashedrekord", "0.0.2"), ("dsse", "0.0.1")}
 
@@ -233,8 +240,6 @@ def _verify_key_bundle(
             digest=_message_digest(bundle),
             envelope=bundle.envelope,
         )
-    from wasmctl.sign.policy import key_signer
-
     return key_signer(key)
 
 
@@ -348,18 +353,24 @@ def _verify_certificate_bundle(
     problems = policy.mismatches(certificate_signer(certificate))
     if problems:
         raise SignatureError("; ".join(problems))
-    key = certificate.public_key()
+    key = certificate_key(certificate)
     if bundle.envelope is not None:
-        ok = envelope_verifies(bundle.envelope, key)  # type: ignore[arg-type]
+        ok = envelope_verifies(bundle.envelope, key)
     else:
         assert bundle.message_signature is not None
         ok = digest_signature_verifies(
-            key,  # type: ignore[arg-type]
-            bundle.message_signature.signature,
-            bundle.message_signature.digest,
+            key, bundle.message_signature.signature, bundle.message_signature.digest
         )
     if not ok:
         raise SignatureError("the signature does not verify with the certificate's key")
+
+
+def certificate_key(certificate: x509.Certificate) -> PublicKey:
+    """The signing key of a certificate, if it is of a kind signatures are checked with."""
+    key = supported_public_key(certificate.public_key())
+    if key is None:
+        raise SignatureError("the certificate's key type is not supported")
+    return key
 
 
 def verified_timestamps(
@@ -463,7 +474,7 @@ def verify_sct(
         if required:
             raise SignatureError("the certificate has no SCT") from None
         return
-    issuer_key_hash = hashlib.sha256(spki_der(issuer.public_key())).digest()  # type: ignore[arg-type]
+    issuer_key_hash = hashlib.sha256(spki_der(issuer.public_key())).digest()
     tbs = certificate.tbs_precertificate_bytes
     for sct in scts:
         log = root.ctlog_key(sct.log_id)
