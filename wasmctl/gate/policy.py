@@ -92,13 +92,14 @@ class GatePolicy:
 
 def load_gate_policy(path: Path) -> GatePolicy:
     """Read and check a gate policy file."""
-    import yaml
+    from wasmctl import _yaml
 
     raw = read_limited(path, MAX_POLICY_BYTES, "gate policy", PolicyError)
     try:
-        doc = yaml.safe_load(raw.decode("utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as e:
-        raise PolicyError(f"{path}: not valid YAML: {e}") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise PolicyError(f"{path}: not UTF-8 text: {e}") from None
+    doc = _yaml.load(text, str(path), PolicyError)
     return parse_gate_policy(doc, str(path), path.parent)
 
 
@@ -108,12 +109,21 @@ def parse_gate_policy(doc: Any, source: str, base: Path) -> GatePolicy:
     if not isinstance(doc, Mapping):
         raise PolicyError(f"{source}: a gate policy is a mapping")
     where.keys(doc, {"version", "runtimeClasses", "trust", "overrides", *OVERRIDABLE}, "")
-    if doc.get("version", 1) != 1:
-        raise PolicyError(f"{source}: unsupported gate policy version {doc.get('version')!r}")
-    trust = doc.get("trust") or {}
+    where.no_empty_values(doc, "")
+    if "version" not in doc:
+        raise PolicyError(
+            f"{source}: no `version`", hint="start the policy with `version: 1` (docs/gate.md)"
+        )
+    version = doc["version"]
+    if not isinstance(version, int) or isinstance(version, bool) or version != 1:
+        raise PolicyError(f"{source}: unsupported gate policy version {version!r}")
+    trust = doc.get("trust", {})
     if not isinstance(trust, Mapping):
         raise PolicyError(f"{source}: `trust` must be a mapping")
     where.keys(trust, {"trustedRoot", "offline"}, "trust")
+    where.no_empty_values(trust, "trust")
+    if not isinstance(trust.get("offline", False), bool):
+        raise PolicyError(f"{source}: `trust.offline` must be true or false")
     trusted_root = (
         where.path(trust["trustedRoot"], "trust.trustedRoot") if ("trustedRoot" in trust) else None
     )
@@ -123,6 +133,7 @@ def parse_gate_policy(doc: Any, source: str, base: Path) -> GatePolicy:
         if not isinstance(item, Mapping) or not isinstance(item.get("match"), str):
             raise PolicyError(f"{source}: {label} needs `match`, a reference glob")
         where.keys(item, {"match", *OVERRIDABLE}, label)
+        where.no_empty_values(item, label)
         merged = {k: v for k, v in doc.items() if k in OVERRIDABLE} | dict(item)
         overrides.append(Override(item["match"], where.rules(merged, label)))
     return GatePolicy(
@@ -154,6 +165,25 @@ class _Where:
                 f"unknown key{'s' if len(unknown) > 1 else ''}{at}: {', '.join(unknown)}"
             )
 
+    def no_empty_values(self, doc: Mapping[str, Any], label: str) -> None:
+        """Refuse `key:` with no value and empty lists or mappings. In an allow-list an
+        empty value reads as strict but would allow everything (the check is skipped when
+        its key is absent), so a policy must say what it allows or leave the key out."""
+        at = f"{label}." if label else ""
+        for key, value in doc.items():
+            if value is None or (isinstance(value, list | Mapping) and not value):
+                shown = (
+                    "no value"
+                    if value is None
+                    else "an empty list"
+                    if isinstance(value, list)
+                    else "an empty mapping"
+                )
+                raise self.fail(
+                    f"`{at}{key}` has {shown}: list what it allows, or leave the key out "
+                    "to not check it"
+                )
+
     def items(self, doc: Mapping[str, Any], key: str) -> list[Any]:
         value = doc.get(key)
         if value is None:
@@ -182,6 +212,7 @@ class _Where:
         if not isinstance(limits, Mapping):
             raise self.fail(f"`{at}limits` must be a mapping")
         self.keys(limits, {"maxModuleBytes"}, f"{at}limits")
+        self.no_empty_values(limits, f"{at}limits")
         size = limits.get("maxModuleBytes")
         if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
             raise self.fail(f"`{at}limits.maxModuleBytes` must be a positive integer")
@@ -190,6 +221,7 @@ class _Where:
             if not isinstance(item, Mapping) or not isinstance(item.get("predicateType"), str):
                 raise self.fail(f"`{at}attestations[{i}]` needs `predicateType`")
             self.keys(item, {"predicateType"}, f"{at}attestations[{i}]")
+            self.no_empty_values(item, f"{at}attestations[{i}]")
             kind = str(item["predicateType"])
             attestations.append(predicate_type(kind))
         return Rules(
@@ -208,6 +240,7 @@ class _Where:
         if not isinstance(doc, Mapping):
             raise self.fail(f"`{label}` must be a mapping")
         self.keys(doc, {"required", "keyless", "keys"}, label)
+        self.no_empty_values(doc, label)
         required = doc.get("required", 1)
         if not isinstance(required, int) or isinstance(required, bool) or required < 1:
             raise self.fail(f"`{label}.required` must be a positive integer")
@@ -226,6 +259,7 @@ class _Where:
         if not isinstance(item, Mapping):
             raise self.fail(f"`{label}` must be a mapping")
         self.keys(item, {"identity", "identityRegExp", "issuer", "issuerRegExp", "github"}, label)
+        self.no_empty_values(item, label)
         values = {k: item.get(k) for k in ("identity", "identityRegExp", "issuer", "issuerRegExp")}
         for key, value in values.items():
             if value is not None and (not isinstance(value, str) or not value):
@@ -243,7 +277,11 @@ class _Where:
         if not isinstance(github, Mapping):
             raise self.fail(f"`{label}.github` must be a mapping")
         self.keys(github, set(GITHUB_CLAIMS), f"{label}.github")
-        claims = {GITHUB_CLAIMS[k]: str(v) for k, v in github.items()}
+        self.no_empty_values(github, f"{label}.github")
+        for key, value in github.items():
+            if not isinstance(value, str):
+                raise self.fail(f"`{label}.github.{key}` must be a string")
+        claims = {GITHUB_CLAIMS[k]: v for k, v in github.items()}
         return KeylessAuthority(
             values["identity"],
             values["identityRegExp"],
@@ -258,6 +296,7 @@ class _Where:
         if not isinstance(doc, Mapping):
             raise self.fail(f"`{label}` must be a mapping")
         self.keys(doc, {"presets", "policies"}, label)
+        self.no_empty_values(doc, label)
         presets = tuple(self.strings(doc, "presets"))
         policies = tuple(self.path(p, f"{label}.policies") for p in self.items(doc, "policies"))
         if not presets and not policies:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from wasmctl import _json
 from wasmctl.errors import InputError
 from wasmctl.oci import media_types as mt
 
@@ -277,10 +278,7 @@ def load_json_object(raw: bytes, what: str) -> dict[str, Any]:
 def _load(raw: bytes, what: str) -> dict[str, Any]:
     if len(raw) > MAX_MANIFEST_BYTES:
         raise ManifestError(f"{what} is larger than {MAX_MANIFEST_BYTES} bytes")
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ManifestError(f"{what} is not valid JSON: {e}") from None
+    data = _json.loads(raw, what, ManifestError)
     if not isinstance(data, dict):
         raise ManifestError(f"{what} must be a JSON object")
     return data

@@ -314,14 +314,11 @@ def parse_policy(
     seen: tuple[Path, ...] = (),
 ) -> Policy:
     """A policy from YAML text; errors name the `source` and the offending key."""
-    import yaml
+    from wasmctl import _yaml
 
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise PolicyError(f"{source}: not valid YAML: {e}") from None
+    doc = _yaml.load(text, source, PolicyError)
     if doc is None:
-        doc = {}
+        raise PolicyError(f"{source}: the policy is empty", hint="start it with `version: 1`")
     if not isinstance(doc, dict):
         raise PolicyError(f"{source}: a policy must be a mapping, not {type(doc).__name__}")
     unknown_keys = sorted(str(k) for k in set(doc) - _TOP_KEYS)
@@ -330,8 +327,19 @@ def parse_policy(
             f"{source}: unknown key(s) {', '.join(unknown_keys)}",
             hint=f"allowed keys: {', '.join(sorted(_TOP_KEYS))}",
         )
-    if doc.get("version", 1) != 1:
-        raise PolicyError(f"{source}: unsupported policy version {doc['version']!r}")
+    if "version" not in doc:
+        raise PolicyError(
+            f"{source}: no `version`", hint="start the policy with `version: 1` (docs/policy.md)"
+        )
+    version = doc["version"]
+    if not isinstance(version, int) or isinstance(version, bool) or version != 1:
+        raise PolicyError(f"{source}: unsupported policy version {version!r}")
+    for key, value in doc.items():
+        if value is None:
+            raise PolicyError(
+                f"{source}: `{key}` has no value",
+                hint="give it one (an empty list is `[]`), or leave the key out",
+            )
     name = _string(doc, "name", source) or default_name
     parent = None
     extends = _string(doc, "extends", source)

@@ -21,6 +21,7 @@ from typing import Any
 
 from cryptography import x509
 
+from wasmctl import _json
 from wasmctl.errors import InputError
 
 BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
@@ -170,10 +171,7 @@ class Statement:
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Statement:
-        try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise BundleError(f"in-toto statement: not JSON ({e})") from None
+        data = _json.loads(raw, "in-toto statement", BundleError)
         if not isinstance(data, Mapping) or data.get("_type") not in (STATEMENT_V1, STATEMENT_V01):
             raise BundleError("not an in-toto statement (v1 or v0.1)")
         subjects = data.get("subject")
@@ -244,10 +242,7 @@ class Bundle:
         """Parse a bundle; anything that does not fit raises `BundleError` naming `source`."""
         if len(raw) > MAX_BUNDLE:
             raise BundleError(f"{source}: larger than {MAX_BUNDLE} bytes")
-        try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise BundleError(f"{source}: not JSON ({e})") from None
+        data = _json.loads(raw, source, BundleError)
         if not isinstance(data, Mapping):
             raise BundleError(f"{source}: not a JSON object")
         media_type = data.get("mediaType")

@@ -45,6 +45,8 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from nacl.exceptions import CryptoError
 from nacl.secret import SecretBox
 
+from wasmctl import _json
+from wasmctl._files import read_limited
 from wasmctl.errors import InputError
 
 PublicKey: TypeAlias = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
@@ -151,10 +153,7 @@ class EncryptedKey:
     @classmethod
     def parse(cls, body: bytes, source: str) -> EncryptedKey:
         """Read and check the document; every problem is a KeyFileError naming `source`."""
-        try:
-            doc = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise KeyFileError(f"{source}: the encrypted key is not JSON ({e})") from e
+        doc = _json.loads(body, f"{source}: the encrypted key", KeyFileError)
         doc = _object(doc, "the encrypted key", source)
         kdf = _object(doc.get("kdf"), "kdf", source)
         cipher = _object(doc.get("cipher"), "cipher", source)
@@ -247,6 +246,17 @@ def load_private_key(
             hint="cosign keys are ECDSA P-256",
         )
     return key
+
+
+def read_key_file(path: Path) -> bytes:
+    """The bytes of a key or certificate file: a regular file of at most `MAX_KEY_FILE`
+    (a `--key /dev/zero` or a FIFO is refused, never read without end)."""
+    return read_limited(path, MAX_KEY_FILE, "key")
+
+
+def load_public_key_file(path: Path) -> PublicKey:
+    """The public key in the PEM file at `path` (see `load_public_key`)."""
+    return load_public_key(read_key_file(path), source=str(path))
 
 
 def load_public_key(data: bytes, *, source: str = "public key") -> PublicKey:

@@ -23,6 +23,7 @@ from dataclasses import replace
 
 from cryptography import x509
 
+from wasmctl import _json
 from wasmctl.errors import SignatureError
 from wasmctl.sign.bundle import BundleError, Envelope, Statement, TlogEntry
 from wasmctl.sign.keys import PublicKey, verify_signature
@@ -54,7 +55,7 @@ def signed_digest(payload: bytes) -> str:
         critical = data.get("critical") or data.get("Critical")
         image = critical.get("image") or critical.get("Image")
         digest = image.get("docker-manifest-digest") or image.get("Docker-manifest-digest")
-    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError, RecursionError):
         raise SignatureError("not a cosign simple-signing payload") from None
     if not isinstance(digest, str):
         raise SignatureError("the simple-signing payload names no manifest digest")
@@ -114,7 +115,9 @@ def verify_attestation_layer(
     try:
         certificate = certificate_annotation(annotations)
         claimed = certificate_signer(certificate) if certificate else None
-        envelope = Envelope.from_json(json.loads(raw_envelope), "attestation envelope")
+        envelope = Envelope.from_json(
+            _json.loads(raw_envelope, "attestation envelope", BundleError), "attestation envelope"
+        )
         statement = Statement.from_bytes(envelope.payload)
     except (SignatureError, BundleError) as e:
         return Check(source, fmt, error=e.message)
@@ -219,7 +222,7 @@ def _rekor_entry(annotations: Mapping[str, str]) -> TlogEntry | None:
             inclusion_proof=None,
             body=body,
         )
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError, binascii.Error):
+    except (KeyError, TypeError, ValueError, binascii.Error, RecursionError):
         raise BundleError("malformed dev.sigstore.cosign/bundle annotation") from None
 
 

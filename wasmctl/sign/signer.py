@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
+from wasmctl._files import read_limited
 from wasmctl.errors import InputError, RemoteError
 from wasmctl.sign.bundle import (
     INTOTO_PAYLOAD_TYPE,
@@ -34,6 +35,7 @@ from wasmctl.sign.bundle import (
     pae,
 )
 from wasmctl.sign.keys import key_hint, sign_bytes
+from wasmctl.sign.trust import MAX_TRUST_FILE
 
 
 class SigningBackend(Protocol):
@@ -115,9 +117,10 @@ class KeylessSigning:
                     f"cannot load Sigstore's signing configuration over TUF: {e}",
                     hint="for a private deployment, pass --trust-config FILE",
                 ) from None
+        raw = read_limited(self.trust_config, MAX_TRUST_FILE, "trust config")
         try:
-            text = self.trust_config.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
             raise InputError(f"cannot read trust config {self.trust_config}: {e}") from None
         try:
             return ClientTrustConfig.from_json(text)

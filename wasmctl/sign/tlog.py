@@ -206,7 +206,7 @@ def check_body(
         body = json.loads(entry.body)
         spec = body["spec"]
         kind = (str(body["kind"]), str(body["apiVersion"]))
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, RecursionError):
         raise SignatureError(f"log entry {entry.log_index}: malformed body") from None
     if kind != (entry.kind, entry.version):
         raise SignatureError(

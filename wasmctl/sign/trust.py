@@ -27,6 +27,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from wasmctl import _json
 from wasmctl._files import read_limited
 from wasmctl.errors import InputError
 from wasmctl.sign.keys import PublicKey, spki_der
@@ -101,10 +102,7 @@ class TrustedRoot:
     @classmethod
     def from_json(cls, raw: bytes, source: str) -> TrustedRoot:
         """Parse a trusted root, or the trusted root inside a client trust config."""
-        try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise TrustRootError(f"{source}: not JSON ({e})") from None
+        data = _json.loads(raw, source, TrustRootError)
         if isinstance(data, dict) and data.get("mediaType") == TRUST_CONFIG_MEDIA_TYPE:
             data = data.get("trustedRoot")
             raw = json.dumps(data).encode()

@@ -38,13 +38,17 @@ def test_presets_fit_the_documented_schema_and_deny_unknown_imports(name: str) -
 
 
 def test_deny_beats_allow_within_a_layer() -> None:
-    policy = parse_policy("allow: [{capability: 'network.*'}]\ndeny: [{import: '*:sock_*'}]")
+    policy = parse_policy(
+        "version: 1\nallow: [{capability: 'network.*'}]\ndeny: [{import: '*:sock_*'}]"
+    )
     assert policy.decide(SOCKETS, Capability.NETWORK_SOCKET)[0] is Decision.DENY
 
 
 def test_a_layer_overrides_the_policy_it_extends(tmp_path: Path) -> None:
-    (tmp_path / "base.yaml").write_text("deny: [{capability: network.socket}]\n")
-    (tmp_path / "child.yaml").write_text("extends: base.yaml\nallow: [{import: '*:sock_*'}]\n")
+    (tmp_path / "base.yaml").write_text("version: 1\ndeny: [{capability: network.socket}]\n")
+    (tmp_path / "child.yaml").write_text(
+        "version: 1\nextends: base.yaml\nallow: [{import: '*:sock_*'}]\n"
+    )
     child = load_policy_file(tmp_path / "child.yaml")
     decision, reason, _ = child.decide(SOCKETS, Capability.NETWORK_SOCKET)
     assert decision is Decision.ALLOW
@@ -52,7 +56,7 @@ def test_a_layer_overrides_the_policy_it_extends(tmp_path: Path) -> None:
 
 
 def test_settings_are_inherited_from_the_extended_preset() -> None:
-    policy = parse_policy("extends: wasi-p1-strict\nname: mine")
+    policy = parse_policy("version: 1\nextends: wasi-p1-strict\nname: mine")
     assert policy.name == "mine"
     assert policy.preview1_strict
     assert policy.default_decision is Decision.DENY
@@ -69,7 +73,9 @@ def test_command_line_overrides_sit_above_the_policy() -> None:
 
 
 def test_versioned_names_match_unversioned_globs() -> None:
-    policy = parse_policy("deny: [{module: 'wasi:sockets/tcp'}, {import: 'wasi:http/client'}]")
+    policy = parse_policy(
+        "version: 1\ndeny: [{module: 'wasi:sockets/tcp'}, {import: 'wasi:http/client'}]"
+    )
     tcp = ImportEntry("wasi:sockets/tcp@0.2.0", "", ExternKind.INSTANCE, 0)
     lowered = ImportEntry("wasi:http/client@0.3.0", "send", ExternKind.FUNC, 0)
     client = ImportEntry("wasi:http/client@0.3.0", "", ExternKind.INSTANCE, 0)
@@ -82,18 +88,24 @@ def test_versioned_names_match_unversioned_globs() -> None:
     ("text", "message"),
     [
         ("- a list", "must be a mapping"),
-        ("alow: []", "unknown key"),
-        ("unknown: maybe", "must be one of allow, warn, deny"),
-        ("deny: [{capabilty: network.*}]", "unknown rule key"),
-        ("deny: [{reason: because}]", "matches nothing"),
-        ("deny: [{kind: gadget}]", "unknown kind"),
-        ("deny: network.*", "must be a list"),
-        ("limits: {max_size: lots}", "a size is bytes"),
-        ("limits: {max_imports: -1}", "non-negative"),
-        ("require_exports: [{all_of: [a]}]", "any_of"),
-        ("extends: nonexistent-preset", "not a preset"),
+        ("version: 1\nalow: []", "unknown key"),
+        ("version: 1\nunknown: maybe", "must be one of allow, warn, deny"),
+        ("version: 1\ndeny: [{capabilty: network.*}]", "unknown rule key"),
+        ("version: 1\ndeny: [{reason: because}]", "matches nothing"),
+        ("version: 1\ndeny: [{kind: gadget}]", "unknown kind"),
+        ("version: 1\ndeny: network.*", "must be a list"),
+        ("version: 1\nlimits: {max_size: lots}", "a size is bytes"),
+        ("version: 1\nlimits: {max_imports: -1}", "non-negative"),
+        ("version: 1\nrequire_exports: [{all_of: [a]}]", "any_of"),
+        ("version: 1\nextends: nonexistent-preset", "not a preset"),
         ("version: 2", "unsupported policy version"),
-        ("deny: [{import: [unclosed", "not valid YAML"),
+        ("version: true", "unsupported policy version"),
+        ("name: no-version", "no `version`"),
+        ("", "the policy is empty"),
+        ("version: 1\ndeny:\n", "`deny` has no value"),
+        ("version: 1\nunknown: allow\nunknown: deny\n", "duplicate key 'unknown'"),
+        ("version: 1\ndeny: [{capability: network.*}]\ndeny: []\n", "duplicate key 'deny'"),
+        ("version: 1\ndeny: [{import: [unclosed", "not valid YAML"),
     ],
 )
 def test_bad_policies_are_refused_with_the_reason(text: str, message: str) -> None:
@@ -102,14 +114,14 @@ def test_bad_policies_are_refused_with_the_reason(text: str, message: str) -> No
 
 
 def test_sizes_take_units() -> None:
-    assert parse_policy("limits: {max_size: 10MiB}").size_limit == 10 * 1024 * 1024
-    assert parse_policy("limits: {max_size: 500KB}").size_limit == 500_000
-    assert parse_policy("limits: {max_size: 42}").size_limit == 42
+    assert parse_policy("version: 1\nlimits: {max_size: 10MiB}").size_limit == 10 * 1024 * 1024
+    assert parse_policy("version: 1\nlimits: {max_size: 500KB}").size_limit == 500_000
+    assert parse_policy("version: 1\nlimits: {max_size: 42}").size_limit == 42
 
 
 def test_extends_cycles_and_unreadable_files_are_refused(tmp_path: Path) -> None:
-    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
-    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    (tmp_path / "a.yaml").write_text("version: 1\nextends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("version: 1\nextends: a.yaml\n")
     with pytest.raises(PolicyError, match="extends itself"):
         load_policy_file(tmp_path / "a.yaml")
     with pytest.raises(PolicyError, match="cannot read"):
@@ -238,7 +250,7 @@ def test_opa_accepts_the_opa_abi_only(wat: Wat) -> None:
 
 
 def test_limits(wat: Wat, tmp_path: Path) -> None:
-    (tmp_path / "p.yaml").write_text("limits: {max_size: 10, max_imports: 1}\n")
+    (tmp_path / "p.yaml").write_text("version: 1\nlimits: {max_size: 10, max_imports: 1}\n")
     policy = load_policy_file(tmp_path / "p.yaml")
     two = wat('(module (import "a" "b" (func)) (import "a" "c" (func)))')
     report = scan_file(two, [policy])
