@@ -8,6 +8,8 @@ inside the commands, so `wasmctl --help` stays fast.
 from __future__ import annotations
 
 import contextlib
+import io
+import os
 import sys
 from collections.abc import Sequence
 from typing import Annotated, NoReturn
@@ -83,8 +85,12 @@ app.command("verify", epilog=sign_cmd.VERIFY_EXAMPLES)(sign_cmd.verify)
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code instead of exiting."""
+    from wasmctl.cli._signals import EXIT_CODE as TERMINATED
+    from wasmctl.cli._signals import Terminated
     from wasmctl.errors import ExitCode, WasmctlError
 
+    if sys.stdout is None:  # started with stdout closed (`>&-`): fail only if it is used
+        sys.stdout = _ClosedOutput()
     try:
         result = app(
             args=list(argv) if argv is not None else None,
@@ -107,8 +113,15 @@ def run(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("Interrupted.\n")
         return 130
+    except Terminated:  # SIGTERM, unwound like Ctrl-C (cli/_signals.py)
+        sys.stderr.write("Terminated.\n")
+        return TERMINATED
+    except SystemExit as e:
+        # In non-standalone mode click exits by itself only on a broken stdout pipe (EPIPE),
+        # with status 1, which would read as "denied".
+        return ExitCode.OK if e.code in (0, None) else _output_pipe_closed()
     except BrokenPipeError:
-        return ExitCode.OK
+        return _output_pipe_closed()
     except Exception as e:  # the last line of defence: a bug must not look like "denied"
         _report_error(
             f"internal error: {type(e).__name__}: {e}\nThis is a bug in wasmctl; please "
@@ -127,9 +140,46 @@ def _report_error(text: str, error: BaseException) -> None:
     sys.stderr.write(f"error: {text}\n")
 
 
+class _ClosedOutput(io.TextIOBase):
+    """Stands for a closed stdout: writing to it is an input error (exit 2), not a crash."""
+
+    def write(self, text: str) -> int:
+        from wasmctl.errors import InputError
+
+        raise InputError(
+            "standard output is closed",
+            hint="redirect it (> FILE, or > /dev/null), or give -o FILE",
+        )
+
+    def isatty(self) -> bool:
+        return False
+
+
+def _output_pipe_closed() -> int:
+    """The reader went away (`| head`): what was asked for was not all written, and a
+    verdict must never read as success, so this is exit 2, neither 0 nor 1."""
+    _silence_stdout()
+    sys.stderr.write("error: the output pipe closed before everything was written\n")
+    return 2
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush cannot fail again."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """The console script."""
+    from wasmctl.cli._signals import install_sigterm_handler
+
+    install_sigterm_handler()
     code = run(argv)
-    with contextlib.suppress(BrokenPipeError):
-        sys.stdout.flush()
+    if sys.stdout is not None:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            code = _output_pipe_closed() if code == 0 else code
     sys.exit(code)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import enum
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from wasmctl._files import replace_atomically
+from wasmctl.errors import InputError
 
 
 @dataclass
@@ -61,26 +63,22 @@ def write_output(text: str, output: Path | None) -> None:
     """Write `text` to stdout (`None` or `-`) or to a file, atomically.
 
     The file is written beside its destination under a temporary name and renamed into
-    place, so a failed run never leaves a partial file.
+    place, so a failed run never leaves a partial file. It follows the umask, as a file
+    made by the shell's `>` would.
     """
     if output is None or str(output) == "-":
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    if output.exists() and not output.is_file():
+    if output.exists() and not output.is_file() and not output.is_dir():
         # /dev/null, a FIFO, /dev/stdout: written as they are, never replaced by a rename
-        with output.open("w", encoding="utf-8") as f:
-            f.write(text)
+        try:
+            with output.open("w", encoding="utf-8") as f:
+                f.write(text)
+        except OSError as e:
+            raise InputError(f"cannot write {output}: {e.strerror or e}") from None
         return
-    directory = output.parent if str(output.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, output)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    replace_atomically(output, text.encode("utf-8"))
 
 
 def info(message: str) -> None:

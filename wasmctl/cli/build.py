@@ -44,7 +44,8 @@ def build(
         typer.Option(
             "--tag",
             "-t",
-            help="Where to write: oci:DIR[:TAG] or oci-archive:FILE[:TAG].",
+            help="Where to write: oci:DIR[:TAG], oci-archive:FILE[:TAG], or REGISTRY/REPO[:TAG] "
+            "(a registry host is required: a bare name is refused).",
             metavar="REF",
         ),
     ],
@@ -104,9 +105,9 @@ def build(
         build_artifact,
         created_from_environment,
     )
-    from wasmctl.oci.reference import RegistryReference, parse_reference
+    from wasmctl.oci.reference import RegistryReference, parse_destination
 
-    ref = parse_reference(tag)
+    ref = parse_destination(tag)
     annotations: dict[str, str] = {}
     for item in annotation or ():
         key, sep, value = item.partition("=")

@@ -95,10 +95,10 @@ def push(
     Blobs the registry already has are not sent again.
     """
     from wasmctl.errors import InputError
-    from wasmctl.oci.reference import RegistryReference, parse_reference
+    from wasmctl.oci.reference import RegistryReference, parse_destination, parse_reference
     from wasmctl.oci.transfer import copy
 
-    source, destination = parse_reference(src), parse_reference(ref)
+    source, destination = parse_reference(src), parse_destination(ref)
     if isinstance(source, RegistryReference) or not isinstance(destination, RegistryReference):
         raise InputError(
             "push takes a local layout (oci:, oci-archive:) and a registry reference",
@@ -116,18 +116,37 @@ def pull(
         Path,
         typer.Option("--output", "-o", help="Directory for the module file(s).", metavar="DIR"),
     ] = Path("."),
+    all_layers: Annotated[
+        bool,
+        typer.Option(
+            "--all-layers",
+            help="Also write layers that are not Wasm modules, each under its title.",
+        ),
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace files that already exist in DIR.")
+    ] = False,
     plain_http: PlainHttp = None,
     ca_file: CaFile = None,
 ) -> None:
     """Pull an artifact and write its module file(s) under their titles.
 
-    Digests are verified while they stream; a title that is absolute, contains `..` or a path
-    separator is refused. Works on every format inspect names.
+    Only Wasm modules are written (*.wasm), unless --all-layers. Digests are verified while
+    they stream; a title that is absolute, contains `..`, a path separator or a control
+    character is refused, and an existing file is not replaced without --force: every name
+    is checked before anything is written. Works on every format inspect names.
     """
     from wasmctl.oci.reference import parse_reference
     from wasmctl.oci.transfer import pull_modules
 
-    for path in pull_modules(parse_reference(ref), output, registry_options(plain_http, ca_file)):
+    written = pull_modules(
+        parse_reference(ref),
+        output,
+        registry_options(plain_http, ca_file),
+        all_layers=all_layers,
+        force=force,
+    )
+    for path in written:
         info(f"wrote {path}")
         typer.echo(str(path))
 
@@ -151,10 +170,10 @@ def copy_cmd(
     ca_file: CaFile = None,
 ) -> None:
     """Copy an artifact between registries, layouts and archives; prints its digest."""
-    from wasmctl.oci.reference import parse_reference
+    from wasmctl.oci.reference import parse_destination, parse_reference
     from wasmctl.oci.transfer import copy
 
-    source, destination = parse_reference(src), parse_reference(dst)
+    source, destination = parse_reference(src), parse_destination(dst)
     root, stats = copy(
         source, destination, registry_options(plain_http, ca_file), recursive=recursive
     )
@@ -173,12 +192,12 @@ def tag_cmd(
 ) -> None:
     """Point another tag at an artifact, in the same repository or layout."""
     from wasmctl.errors import InputError
-    from wasmctl.oci.reference import TAG_RE, parse_reference
+    from wasmctl.oci.reference import TAG_RE, parse_destination
     from wasmctl.oci.transfer import tag
 
     if not TAG_RE.match(new_tag):
         raise InputError(f"bad tag {new_tag!r}")
-    descriptor = tag(parse_reference(ref), new_tag, registry_options(plain_http, ca_file))
+    descriptor = tag(parse_destination(ref), new_tag, registry_options(plain_http, ca_file))
     info(f"tagged {descriptor.digest} as {new_tag}")
     typer.echo(descriptor.digest)
 

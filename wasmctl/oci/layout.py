@@ -12,7 +12,6 @@ import contextlib
 import errno
 import fcntl
 import hashlib
-import json
 import mmap
 import os
 import shutil
@@ -21,9 +20,13 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
+from wasmctl import _json
+from wasmctl._files import open_regular, read_limited
 from wasmctl.errors import InputError
 from wasmctl.oci import media_types as mt
+from wasmctl.oci.bounded_tar import InflateLimits, compression_of, open_bounded_tar
 from wasmctl.oci.models import (
+    MAX_MANIFEST_BYTES,
     Descriptor,
     Index,
     ManifestError,
@@ -36,6 +39,7 @@ from wasmctl.oci.reference import DEFAULT_TAG, LayoutReference
 FICLONE = 0x40049409  # linux/fs.h: share the source's extents (copy-on-write reflink)
 CHUNK = 1 << 20
 MAX_ARCHIVE_MEMBERS = 100_000
+MAX_MARKER_BYTES = 4096  # `oci-layout` is one small JSON object
 
 
 class LayoutError(InputError):
@@ -54,15 +58,13 @@ class OCILayout:
     def open(cls, root: Path) -> OCILayout:
         """An existing layout; refuses a directory that is not one."""
         marker = root / "oci-layout"
-        try:
-            data = json.loads(marker.read_bytes())
-        except FileNotFoundError:
+        if not marker.exists() and not marker.is_symlink():
             raise LayoutError(
                 f"{root}: not an OCI layout (no oci-layout file)",
                 hint="build into it first, or check the path",
-            ) from None
-        except (OSError, ValueError) as e:
-            raise LayoutError(f"{root}: cannot read oci-layout: {e}") from None
+            )
+        raw = read_limited(marker, MAX_MARKER_BYTES, "oci-layout file", LayoutError)
+        data = _json.loads(raw, f"{root}: cannot read oci-layout; it", LayoutError)
         if not isinstance(data, dict) or data.get("imageLayoutVersion") != mt.OCI_LAYOUT_VERSION:
             raise LayoutError(f"{root}: unsupported oci-layout {data!r}")
         return cls(root)
@@ -87,13 +89,9 @@ class OCILayout:
         if descriptor.size > limit:
             raise LayoutError(f"blob {descriptor.digest} is {descriptor.size} bytes; limit {limit}")
         path = self.blob_path(descriptor.digest)
-        try:
-            with path.open("rb") as f:
-                data = f.read(limit + 1)
-        except FileNotFoundError:
-            raise LayoutError(f"{self.root}: blob {descriptor.digest} is missing") from None
-        except OSError as e:
-            raise LayoutError(f"{self.root}: cannot read blob {descriptor.digest}: {e}") from None
+        if not path.exists():
+            raise LayoutError(f"{self.root}: blob {descriptor.digest} is missing")
+        data = read_limited(path, limit, f"{self.root}: blob", LayoutError)
         if len(data) != descriptor.size or sha256_digest(data) != descriptor.digest:
             raise LayoutError(
                 f"{self.root}: blob {descriptor.digest} does not match its digest or size"
@@ -107,6 +105,8 @@ class OCILayout:
             size = path.stat().st_size
         except FileNotFoundError:
             raise LayoutError(f"{self.root}: blob {descriptor.digest} is missing") from None
+        if not path.is_file():  # a FIFO or a device would be read without end
+            raise LayoutError(f"{self.root}: blob {descriptor.digest} is not a regular file")
         if size != descriptor.size or _file_digest(path) != descriptor.digest:
             raise LayoutError(
                 f"{self.root}: blob {descriptor.digest} does not match its digest or size"
@@ -115,10 +115,10 @@ class OCILayout:
 
     def index(self) -> Index:
         """`index.json`."""
-        try:
-            raw = (self.root / "index.json").read_bytes()
-        except FileNotFoundError:
-            raise LayoutError(f"{self.root}: no index.json") from None
+        path = self.root / "index.json"
+        if not path.exists() and not path.is_symlink():
+            raise LayoutError(f"{self.root}: no index.json")
+        raw = read_limited(path, MAX_MANIFEST_BYTES, "index", LayoutError)
         try:
             return Index.from_bytes(raw)
         except ManifestError as e:
@@ -141,8 +141,10 @@ class OCILayout:
                     return d
             path = self.blob_path(digest)
             if path.is_file():  # a manifest that is stored but not listed (a child of an index)
-                raw = path.read_bytes()
-                data = json.loads(raw) if raw[:1] == b"{" else {}
+                raw = read_limited(path, MAX_MANIFEST_BYTES, "manifest", LayoutError)
+                data = (
+                    _json.loads(raw, f"manifest {digest}", LayoutError) if raw[:1] == b"{" else {}
+                )
                 media_type = data.get("mediaType") or (
                     mt.OCI_INDEX if "manifests" in data else mt.OCI_MANIFEST
                 )
@@ -327,13 +329,21 @@ def layout_for_writing(ref: LayoutReference) -> Iterator[LayoutWriter]:
 
 
 def extract_archive(archive: Path, dest: Path) -> None:
-    """Unpack an OCI layout tar, refusing links, devices and paths that leave `dest`."""
+    """Unpack an OCI layout tar, refusing links, devices and paths that leave `dest`, and
+    stopping as soon as it inflates beyond its bounds (`bounded_tar`: a gzip bomb is refused
+    before its member is written)."""
     dest.mkdir(parents=True, exist_ok=True)
-    try:
-        with tarfile.open(archive, "r:*") as tar:
-            for count, member in enumerate(tar):
-                if count >= MAX_ARCHIVE_MEMBERS:
-                    raise LayoutError(f"{archive}: more than {MAX_ARCHIVE_MEMBERS} entries")
+    if not archive.exists() and not archive.is_symlink():
+        raise LayoutError(f"{archive}: no such archive")
+    with open_regular(archive, "archive", LayoutError) as f:
+        compression = compression_of(f.read(6))
+        f.seek(0)
+        size = os.fstat(f.fileno()).st_size
+        limits = InflateLimits.for_compressed(size, members=MAX_ARCHIVE_MEMBERS)
+        with open_bounded_tar(
+            f, compression, limits, str(archive), LayoutError, "tar archive"
+        ) as tar:
+            for member in tar:
                 name = _safe_member_name(member.name, archive)
                 if name is None:
                     continue
@@ -342,17 +352,9 @@ def extract_archive(archive: Path, dest: Path) -> None:
                     target.mkdir(parents=True, exist_ok=True)
                 elif member.isfile():
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    source = tar.extractfile(member)
-                    if source is None:
-                        raise LayoutError(f"{archive}: cannot read {member.name}")
-                    with source, target.open("wb") as out:
-                        shutil.copyfileobj(source, out, CHUNK)
+                    tar.copy_member(member, target)
                 else:
                     raise LayoutError(f"{archive}: {member.name} is not a regular file")
-    except FileNotFoundError:
-        raise LayoutError(f"{archive}: no such archive") from None
-    except (tarfile.TarError, EOFError, OSError) as e:
-        raise LayoutError(f"{archive}: not a readable tar archive: {e}") from None
 
 
 def _safe_member_name(name: str, archive: Path) -> PurePosixPath | None:

@@ -10,15 +10,17 @@ that climb out with `..` are refused, and every size is capped.
 
 from __future__ import annotations
 
-import gzip
 import json
+import os
 import shutil
 import tarfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from wasmctl.errors import InputError
+from wasmctl.oci.bounded_tar import BoundedTar, InflateLimits, open_bounded_tar
 
 MAX_MODULE_BYTES = 512 << 20
 MAX_MANIFEST_BYTES = 1 << 20
@@ -50,36 +52,44 @@ def is_gzip(path: Path) -> bool:
 
 
 def read_bundle(bundle: Path, workdir: Path) -> OpaBundle:
-    """Extract the bundle's Wasm module into `workdir` and read its manifest."""
+    """Extract the bundle's Wasm module into `workdir` and read its manifest.
+
+    One pass over the gzip stream (`bounded_tar`: bounded in what it inflates to and in
+    entries): `.manifest` and `data.json` are read, every `*.wasm` is set aside, and the one
+    the manifest names is kept."""
     manifest: dict[str, Any] = {}
-    files: dict[str, tarfile.TarInfo] = {}
+    modules: dict[str, Path] = {}
+    data_size: int | None = None
+    staging = workdir / ".bundle"
+    staging.mkdir(parents=True, exist_ok=True)
     try:
-        with tarfile.open(bundle, "r:gz") as tar:
-            for count, member in enumerate(tar):
-                if count >= MAX_MEMBERS:
-                    raise BundleError(f"{bundle}: more than {MAX_MEMBERS} entries")
-                name = _member_name(member.name, bundle)
-                if name and member.isfile():
-                    files[name] = member
-            if ".manifest" in files:
-                manifest = _json_member(tar, files[".manifest"], bundle)
-            wanted = _module_name(manifest, files, bundle)
-            member = files[wanted]
-            if member.size > MAX_MODULE_BYTES:
-                raise BundleError(f"{bundle}: {wanted} is larger than {MAX_MODULE_BYTES} bytes")
-            source = tar.extractfile(member)
-            if source is None:
-                raise BundleError(f"{bundle}: cannot read {wanted}")
-            target = workdir / PurePosixPath(wanted).name
-            with source, target.open("wb") as out:
-                shutil.copyfileobj(source, out, 1 << 20)
-            data_size = None
-            if "data.json" in files:
-                data = _json_member(tar, files["data.json"], bundle, limit=MAX_MODULE_BYTES)
-                if data:
-                    data_size = files["data.json"].size
-    except (tarfile.TarError, EOFError, gzip.BadGzipFile, OSError) as e:
+        with bundle.open("rb") as f:
+            limits = InflateLimits.for_compressed(os.fstat(f.fileno()).st_size, members=MAX_MEMBERS)
+            what = "OPA bundle (tar.gz)"
+            with open_bounded_tar(f, "gz", limits, str(bundle), BundleError, what) as tar:
+                for member in tar:
+                    name = _member_name(member.name, bundle)
+                    if not name or not member.isfile():
+                        continue
+                    if name == ".manifest":
+                        raw = tar.read_member(member, MAX_MANIFEST_BYTES)
+                        manifest = _json_object(raw, member.name, bundle)
+                    elif name == "data.json":
+                        data_size = _data_size(tar, member, bundle)
+                    elif name.endswith(".wasm"):
+                        if member.size > MAX_MODULE_BYTES:
+                            raise BundleError(
+                                f"{bundle}: {name} is larger than {MAX_MODULE_BYTES} bytes"
+                            )
+                        modules[name] = staging / f"{len(modules)}.wasm"
+                        tar.copy_member(member, modules[name])
+        wanted = _module_name(manifest, modules, bundle)
+        target = workdir / PurePosixPath(wanted).name
+        os.replace(modules[wanted], target)
+    except OSError as e:
         raise BundleError(f"{bundle}: not a readable OPA bundle (tar.gz): {e}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     entrypoints = tuple(
         str(w["entrypoint"])
         for w in manifest.get("wasm") or []
@@ -97,6 +107,18 @@ def read_bundle(bundle: Path, workdir: Path) -> OpaBundle:
     )
 
 
+def _data_size(tar: BoundedTar, member: tarfile.TarInfo, bundle: Path) -> int | None:
+    """The size of `data.json` when it holds data (`{}` is none). A large one is not read:
+    it cannot be `{}`, and hosts pass it at evaluation time anyway."""
+    if member.size > MAX_MANIFEST_BYTES:
+        return member.size
+    return (
+        member.size
+        if _json_object(tar.read_member(member, MAX_MANIFEST_BYTES), member.name, bundle)
+        else None
+    )
+
+
 def _member_name(name: str, bundle: Path) -> str:
     """The name relative to the bundle root (OPA writes `/policy.wasm`); refuses `..`."""
     parts = [p for p in PurePosixPath(name).parts if p not in ("/", "", ".")]
@@ -105,7 +127,7 @@ def _member_name(name: str, bundle: Path) -> str:
     return "/".join(parts)
 
 
-def _module_name(manifest: dict[str, Any], files: dict[str, tarfile.TarInfo], bundle: Path) -> str:
+def _module_name(manifest: dict[str, Any], files: Mapping[str, Path], bundle: Path) -> str:
     modules = {
         _member_name(str(w.get("module", "")), bundle)
         for w in manifest.get("wasm") or []
@@ -125,20 +147,11 @@ def _module_name(manifest: dict[str, Any], files: dict[str, tarfile.TarInfo], bu
     return wanted
 
 
-def _json_member(
-    tar: tarfile.TarFile, member: tarfile.TarInfo, bundle: Path, limit: int = MAX_MANIFEST_BYTES
-) -> dict[str, Any]:
-    if member.size > limit:
-        raise BundleError(f"{bundle}: {member.name} is larger than {limit} bytes")
-    source = tar.extractfile(member)
-    if source is None:
-        raise BundleError(f"{bundle}: cannot read {member.name}")
-    with source:
-        raw = source.read(limit + 1)
+def _json_object(raw: bytes, name: str, bundle: Path) -> dict[str, Any]:
     try:
         data = json.loads(raw)
     except ValueError as e:
-        raise BundleError(f"{bundle}: {member.name} is not JSON: {e}") from None
+        raise BundleError(f"{bundle}: {name} is not JSON: {e}") from None
     if not isinstance(data, dict):
-        raise BundleError(f"{bundle}: {member.name} must be a JSON object")
+        raise BundleError(f"{bundle}: {name} must be a JSON object")
     return data

@@ -5,6 +5,11 @@ Registry references follow docker's rules (distribution/reference): `[REGISTRY/]
 `localhost`; otherwise the registry is `docker.io` and a one-component repository gets the
 `library/` prefix. Layout references split the path from the tag at the first `:`, as skopeo's
 `oci:` transport does, so a path cannot contain `:`.
+
+Reading and writing differ (DESIGN.md §1): a bare name (`app:v1`) is docker's, Docker Hub,
+for reading; for writing, `parse_destination` refuses it, since a user who typed
+`build -t out:v1` as with docker means a local image, and with Docker Hub credentials would
+otherwise publish it. Docker Hub as a destination is written out: `docker.io/library/out:v1`.
 """
 
 from __future__ import annotations
@@ -100,6 +105,36 @@ def parse_reference(text: str) -> Reference:
     return parse_registry_reference(text)
 
 
+def parse_destination(text: str) -> Reference:
+    """A reference to write to: a layout, or a registry reference that names its host.
+
+    A registry reference without a host (`out:v1`, `acme/app`) is refused: the error names
+    the layout (`oci:out:v1`) and the Docker Hub spelling (`docker.io/library/out:v1`).
+    """
+    ref = parse_reference(text)
+    if isinstance(ref, RegistryReference) and registry_host(text) is None:
+        raise InvalidReferenceError(
+            f"{text}: no registry host; wasmctl does not write to Docker Hub by default",
+            hint=f"write oci:{_without_scheme(text)} for a local layout, or {ref} to mean "
+            "Docker Hub",
+        )
+    return ref
+
+
+def registry_host(text: str) -> str | None:
+    """The registry host written in a registry reference, or None when it has none (docker's
+    rule: a first path component with `.` or `:`, or `localhost`, followed by more path)."""
+    text = _without_scheme(text).split("@", 1)[0]
+    first, slash, _ = text.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return None
+
+
+def _without_scheme(text: str) -> str:
+    return text[len("docker://") :] if text.startswith("docker://") else text
+
+
 def _parse_layout(rest: str, original: str, *, archive: bool) -> LayoutReference:
     digest = None
     tag = None
@@ -141,9 +176,9 @@ def parse_registry_reference(text: str) -> RegistryReference:
         text, tag = text[:colon], text[colon + 1 :]
         if not TAG_RE.match(tag):
             raise InvalidReferenceError(f"{original}: bad tag {tag!r}")
-    first, _, remainder = text.partition("/")
-    if remainder and ("." in first or ":" in first or first == "localhost"):
-        registry, repository = first, remainder
+    host = registry_host(text)
+    if host is not None:
+        registry, repository = host, text[len(host) + 1 :]
         if not _HOST_RE.match(registry):
             raise InvalidReferenceError(f"{original}: bad registry host {registry!r}")
     else:

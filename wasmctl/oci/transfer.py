@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from wasmctl.errors import InputError
 from wasmctl.oci import media_types as mt
@@ -25,9 +28,12 @@ from wasmctl.oci.layout import (
     layout_for_reading,
     layout_for_writing,
 )
-from wasmctl.oci.models import Descriptor, Index, Manifest, parse_manifest_or_index
+from wasmctl.oci.models import Descriptor, Index, Manifest, parse_manifest_or_index, sha256_digest
 from wasmctl.oci.reference import DEFAULT_TAG, LayoutReference, Reference, RegistryReference
 from wasmctl.oci.registry import Progress, RegistryClient, RetryPolicy
+
+if TYPE_CHECKING:
+    from wasmctl.oci.artifact import BlobReader
 
 
 @dataclass(frozen=True)
@@ -87,7 +93,21 @@ class _Source:
             return self.layout.read_blob(descriptor, limit=4 << 20)
         assert self.client is not None and isinstance(self.ref, RegistryReference)
         raw, _, _ = self.client.get_manifest(self.ref.repository, descriptor.digest)
+        if len(raw) != descriptor.size or sha256_digest(raw) != descriptor.digest:
+            raise InputError(
+                f"{self.ref}: manifest {descriptor.digest} is {len(raw)} bytes, but its "
+                f"descriptor says {descriptor.size}"
+            )
         return raw
+
+    def reader(self) -> BlobReader:
+        """Manifests and configs, for `resolve_artifact`."""
+        if self.layout is not None:
+            return self.layout
+        from wasmctl.oci.artifact import RepositoryReader
+
+        assert self.client is not None and isinstance(self.ref, RegistryReference)
+        return RepositoryReader(self.client, self.ref.repository)
 
     def referrers(self, digest: str) -> list[Descriptor]:
         from wasmctl.oci.referrers import list_layout_referrers, list_referrers
@@ -98,16 +118,23 @@ class _Source:
         return list_referrers(self.client, self.ref.repository, digest)
 
     def blob_file(self, descriptor: Descriptor) -> Path:
+        """A file holding the blob, its size and digest checked against `descriptor` (a
+        layout's is read in place; a registry's is downloaded, verified as it streams)."""
         if self.layout is not None:
-            path = self.layout.blob_path(descriptor.digest)
-            if not path.is_file():
-                raise InputError(f"{self.ref}: blob {descriptor.digest} is missing")
-            return path
+            return self.layout.verify_blob(descriptor)
         assert self.client is not None and isinstance(self.ref, RegistryReference)
         target = self.scratch / descriptor.digest.replace(":", "-")
         if not target.exists():
             self.client.fetch_blob(self.ref.repository, descriptor, target)
         return target
+
+    def fetch_into(self, descriptor: Descriptor, target: Path) -> None:
+        """Write the blob, verified, to `target` (from a registry in one pass)."""
+        if self.layout is not None:
+            clone_or_copy(self.layout.verify_blob(descriptor), target)
+            return
+        assert self.client is not None and isinstance(self.ref, RegistryReference)
+        self.client.fetch_blob(self.ref.repository, descriptor, target)
 
 
 def _sniff(raw: bytes) -> str:
@@ -117,20 +144,38 @@ def _sniff(raw: bytes) -> str:
     return document.media_type or mt.OCI_MANIFEST
 
 
+MAX_INDEX_DEPTH = 16  # indexes of indexes: buildx nests 2 deep; nothing real nests 16
+
+
 def _graph(
-    source: _Source, root: Descriptor, raw: bytes
+    source: _Source,
+    root: Descriptor,
+    raw: bytes,
+    *,
+    depth: int = 0,
+    seen: set[str] | None = None,
 ) -> Iterator[tuple[Descriptor, bytes | None]]:
-    """Blobs (bytes None) and manifests (their bytes), every child before its parent."""
+    """Blobs (bytes None) and manifests (their bytes), every child before its parent, each
+    digest once (an index may list a child twice, and its children share blobs), and indexes
+    nested at most MAX_INDEX_DEPTH deep."""
+    seen = set() if seen is None else seen
     document = parse_manifest_or_index(raw, root.media_type or None)
     if isinstance(document, Manifest):
-        yield document.config, None
-        for layer in document.layers:
-            if layer.urls:  # a foreign layer: its bytes live elsewhere
+        for blob in (document.config, *document.layers):
+            if blob.urls or blob.digest in seen:  # a foreign layer: its bytes live elsewhere
                 continue
-            yield layer, None
+            seen.add(blob.digest)
+            yield blob, None
     else:
+        if depth >= MAX_INDEX_DEPTH:
+            raise InputError(
+                f"{source.ref}: indexes nested more than {MAX_INDEX_DEPTH} deep; refusing it"
+            )
         for child in document.manifests:
-            yield from _graph(source, child, source.manifest(child))
+            if child.digest in seen:
+                continue
+            seen.add(child.digest)
+            yield from _graph(source, child, source.manifest(child), depth=depth + 1, seen=seen)
     yield root, raw
 
 
@@ -169,22 +214,30 @@ def copy(
         sink.put_root(root, raw)
         stats.manifests += 1
         if recursive:
-            _copy_referrers(source, sink, root.digest, stats, depth=0)
+            _copy_referrers(source, sink, root.digest, stats)
     return root, stats
 
 
-def _copy_referrers(
-    source: _Source, sink: _Sink, digest: str, stats: TransferStats, depth: int
-) -> None:
-    if depth >= MAX_REFERRER_DEPTH:
-        return
-    for referrer in source.referrers(digest):
-        raw = source.manifest(referrer)
-        sink.send(source, _graph(source, referrer, raw), stats)
-        sink.put_referrer(raw)
-        stats.manifests += 1
-        stats.details.append(f"referrer {referrer.artifact_type} {referrer.digest}")
-        _copy_referrers(source, sink, referrer.digest, stats, depth + 1)
+def _copy_referrers(source: _Source, sink: _Sink, subject: str, stats: TransferStats) -> None:
+    """The referrers of `subject`, and theirs, breadth first, each digest visited once:
+    fallback tags are mutable, so referrers can form a cycle (A refers to B, B to A), and a
+    walk that revisits grows exponentially with its length."""
+    visited = {subject}
+    level = [subject]
+    for _ in range(MAX_REFERRER_DEPTH):
+        following = []
+        for digest in level:
+            for referrer in source.referrers(digest):
+                if referrer.digest in visited:
+                    continue
+                visited.add(referrer.digest)
+                raw = source.manifest(referrer)
+                sink.send(source, _graph(source, referrer, raw), stats)
+                sink.put_referrer(raw)
+                stats.manifests += 1
+                stats.details.append(f"referrer {referrer.artifact_type} {referrer.digest}")
+                following.append(referrer.digest)
+        level = following
 
 
 class _Sink:
@@ -235,11 +288,19 @@ class _Sink:
             )
         assert self.writer is not None
         if self.writer.layout.has_blob(descriptor.digest):
+            present = self.writer.layout.blob_path(descriptor.digest).stat().st_size
+            if present != descriptor.size:
+                raise InputError(
+                    f"{source.ref}: blob {descriptor.digest} is {present} bytes, but its "
+                    f"descriptor says {descriptor.size}"
+                )
             return 0
         added = self.writer.add_file(descriptor.media_type, source.blob_file(descriptor))
-        if added.digest != descriptor.digest:
-            raise InputError(f"{source.ref}: blob {descriptor.digest} does not match its digest")
-        return descriptor.size
+        if added.digest != descriptor.digest or added.size != descriptor.size:
+            raise InputError(
+                f"{source.ref}: blob {descriptor.digest} does not match its digest or size"
+            )
+        return added.size
 
     def _manifest(self, descriptor: Descriptor, raw: bytes) -> None:
         if self.client is not None:
@@ -297,121 +358,213 @@ def tag(ref: Reference, new_tag: str, options: RegistryOptions | None = None) ->
     return descriptor
 
 
+MAX_TITLE_BYTES = 255  # NAME_MAX on Linux and macOS
+# control (a newline), format (a bidi override), surrogate, private-use, line/paragraph separator
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+WASM_MAGIC = b"\0asm"
+
+
 def safe_file_name(title: str) -> str:
-    """`title` if it is a plain file name; refuses absolute paths, `..` and separators."""
-    if (
-        not title
-        or title in (".", "..")
-        or "/" in title
-        or "\\" in title
-        or "\0" in title
-        or PurePosixPath(title).is_absolute()
-        or title.startswith("..")
-    ):
-        raise InputError(
-            f"refusing to write a file named {title!r}: a layer title must be a plain file name"
-        )
+    """`title` if it is a plain file name; refuses absolute paths, `..`, separators, control
+    and format characters (a newline, a bidi override), and names over 255 bytes."""
+    problem = _name_problem(title)
+    if problem is not None:
+        shown = repr(title[:80]) + ("..." if len(title) > 80 else "")
+        raise InputError(f"refusing to write a file named {shown}: {problem}")
     return title
 
 
+def _name_problem(title: str) -> str | None:
+    if title.startswith("/") or PurePosixPath(title).is_absolute():
+        return "an absolute title is refused"
+    if not title or title in (".", "..") or title.startswith("..") or "/" in title or "\\" in title:
+        return "a layer title must be a plain file name"
+    if any(unicodedata.category(c) in _UNSAFE_CATEGORIES for c in title):
+        return "it holds a control character"
+    if len(title.encode("utf-8")) > MAX_TITLE_BYTES:
+        return f"it is longer than {MAX_TITLE_BYTES} bytes"
+    return None
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """A layer `pull` writes as it is, under `name`."""
+
+    layer: Descriptor
+    name: str
+    module: bool  # a Wasm layer: its bytes must be a module
+
+
 def pull_modules(
-    ref: Reference, out_dir: Path, options: RegistryOptions | None = None
+    ref: Reference,
+    out_dir: Path,
+    options: RegistryOptions | None = None,
+    *,
+    all_layers: bool = False,
+    force: bool = False,
 ) -> list[Path]:
     """Pull an artifact and write its module file(s) into `out_dir` under their titles.
 
-    From a registry, a raw Wasm layer streams straight to its file: hashed on the way,
-    written under a temporary name and renamed only when verified (one pass over the bytes).
-    A compat image's tar layer is downloaded (verified) and its `*.wasm` files taken out.
+    Only Wasm modules are written (titles ending in `.wasm`, bytes starting `\0asm`), unless
+    `all_layers`: then every layer is, under its title. A title must be a plain file name.
+    Nothing is overwritten unless `force`. Every name is checked before anything is written,
+    and the files are prepared in a private directory inside `out_dir` and moved into place
+    together at the end, so a refused or failed pull leaves `out_dir` as it was.
+
+    From a registry, a raw Wasm layer streams straight to its staged file (hashed on the way,
+    one pass over the bytes). A compat image's tar layer is downloaded (verified) and its
+    `*.wasm` files taken out.
     """
+    from wasmctl.oci.artifact import is_wasm_layer, resolve_artifact, tar_modules
+
     options = options or RegistryOptions()
-    if isinstance(ref, LayoutReference):
-        return _pull_from_layout(ref, out_dir)
-    from wasmctl.oci.artifact import RepositoryReader, is_wasm_layer, resolve_artifact, tar_modules
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{out_dir} exists and is not a directory; -o names a directory")
+    with _opened_source(ref, options) as source:
+        root, _ = source.resolve()
+        artifact = resolve_artifact(source.reader(), root, str(ref))
+        wasm = [layer for layer in artifact.manifest.layers if is_wasm_layer(layer, artifact.kind)]
+        if not wasm:
+            raise InputError(f"{ref}: no Wasm layer in this {artifact.kind} artifact")
+        planned = _plan(artifact.manifest.layers, wasm, all_layers)
+        tars = [layer for layer in wasm if layer.media_type not in mt.RAW_WASM_LAYER_TYPES]
+        with _Staging(out_dir, ref, force) as staging:
+            for item in planned:
+                staging.reserve(item.name)
+            for item in planned:
+                target = staging.path(item.name)
+                source.fetch_into(item.layer, target)
+                if item.module and not all_layers:
+                    _require_module(target, item.name, ref)
+            for i, layer in enumerate(tars):
+                with source.blob_file(layer).open("rb", buffering=0) as stream:
+                    found = tar_modules(stream, source.scratch / f"extract{i}", layer)
+                for member, path in found:
+                    name = safe_file_name(PurePosixPath(member).name)
+                    staging.reserve(name)
+                    if not all_layers:
+                        _require_module(path, name, ref)
+                    clone_or_copy(path, staging.path(name))
+            return staging.commit()
 
-    with (
-        options.client(ref.registry) as client,
-        tempfile.TemporaryDirectory(prefix="wasmctl-pull-") as tmp,
-    ):
-        raw, media_type, digest = client.get_manifest(
-            ref.repository, ref.digest or ref.tag or DEFAULT_TAG
+
+def _plan(
+    layers: tuple[Descriptor, ...], wasm: list[Descriptor], all_layers: bool
+) -> list[_Planned]:
+    """The layers written as they are, with their checked names (before any download)."""
+    planned = []
+    for layer in layers:
+        raw_module = layer in wasm and layer.media_type in mt.RAW_WASM_LAYER_TYPES
+        if layer.urls:  # a foreign layer: its bytes live elsewhere
+            continue
+        if not raw_module and (layer in wasm or not all_layers):
+            continue  # a compat tar (unpacked), or a layer that is not a module
+        title = layer.annotations.get(mt.ANNOTATION_TITLE)
+        if title is None:
+            short = layer.digest.split(":", 1)[-1][:16]
+            name = f"{short}.wasm" if raw_module else short
+        else:
+            name = safe_file_name(title)
+        if raw_module and not all_layers and not name.endswith(".wasm"):
+            raise InputError(
+                f"refusing to write a Wasm layer as {name!r}: pull writes *.wasm files",
+                hint="pass --all-layers to write every layer under its own title",
+            )
+        planned.append(_Planned(layer, name, raw_module))
+    return planned
+
+
+def _require_module(path: Path, name: str, ref: Reference) -> None:
+    with path.open("rb") as f:
+        magic = f.read(len(WASM_MAGIC))
+    if magic != WASM_MAGIC:
+        raise InputError(
+            f"{ref}: the layer for {name!r} is not a Wasm module; nothing was written",
+            hint="pass --all-layers to write every layer as it is",
         )
-        root = Descriptor(media_type or _sniff(raw), digest, len(raw))
-        artifact = resolve_artifact(RepositoryReader(client, ref.repository), root, str(ref))
-        layers = [
-            layer for layer in artifact.manifest.layers if is_wasm_layer(layer, artifact.kind)
-        ]
-        if not layers:
-            raise InputError(f"{ref}: no Wasm layer in this {artifact.kind} artifact")
-        raw_layers = [layer for layer in layers if layer.media_type in mt.RAW_WASM_LAYER_TYPES]
-        names = [_layer_file_name(layer) for layer in raw_layers]
-        _check_unique(names, ref)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        written = []
-        for layer, name in zip(raw_layers, names, strict=True):
-            client.fetch_blob(ref.repository, layer, out_dir / name)
-            _readable(out_dir / name)
-            written.append(out_dir / name)
-        for i, layer in enumerate(layer for layer in layers if layer not in raw_layers):
-            blob = Path(tmp) / f"layer{i}"
-            client.fetch_blob(ref.repository, layer, blob)
-            with blob.open("rb", buffering=0) as stream:
-                found = tar_modules(stream, Path(tmp) / f"extract{i}", layer)
-            written += _place([(safe_file_name(PurePosixPath(n).name), p) for n, p in found],
-                              out_dir, ref, taken=[p.name for p in written])  # fmt: skip
-        return written
 
 
-def _pull_from_layout(ref: LayoutReference, out_dir: Path) -> list[Path]:
-    from wasmctl.oci.artifact import extract_modules, open_artifact
+class _Staging:
+    """Files prepared in a private directory inside `out_dir`, moved into place together.
 
-    with (
-        tempfile.TemporaryDirectory(prefix="wasmctl-pull-") as tmp,
-        open_artifact(ref) as (
-            layout,
-            artifact,
-        ),
-    ):
-        modules = extract_modules(layout, artifact, Path(tmp))
-        if not modules:
-            raise InputError(f"{ref}: no Wasm layer in this {artifact.kind} artifact")
-        named = []
-        for module in modules:
-            inner = module.name.rsplit("#/", 1)[1] if "#/" in module.name else None
-            name = PurePosixPath(inner).name if inner else _layer_file_name(module.layer)
-            named.append((safe_file_name(name), module.path))
-        return _place(named, out_dir, ref, taken=[])
+    Names are reserved first (unique, not taken unless `force`), so a conflict is found
+    before anything is written; `commit` links each file into place (a link, not a rename,
+    so a file that appeared meanwhile is not replaced) and undoes the ones it placed if one
+    fails. The private directory, and `out_dir` if this pull created it, go on any failure.
+    """
 
+    def __init__(self, out_dir: Path, ref: Reference, force: bool) -> None:
+        self.out_dir = out_dir
+        self.ref = ref
+        self.force = force
+        self.names: list[str] = []
+        self._dir: Path | None = None
+        self._created: list[Path] = []
 
-def _layer_file_name(layer: Descriptor) -> str:
-    title = layer.annotations.get(mt.ANNOTATION_TITLE)
-    if title is None:
-        return layer.digest.split(":", 1)[1][:16] + ".wasm"
-    return safe_file_name(title)
+    def __enter__(self) -> _Staging:
+        return self
 
+    def __exit__(self, kind: object, error: object, traceback: object) -> None:
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+        if error is not None:
+            for directory in reversed(self._created):
+                with contextlib.suppress(OSError):
+                    directory.rmdir()
 
-def _check_unique(names: list[str], ref: Reference) -> None:
-    if len(set(names)) != len(names):
-        raise InputError(f"{ref}: two modules would be written as the same file")
+    def reserve(self, name: str) -> None:
+        """Claim `name` in `out_dir`: refused if taken by this pull, or on disk without force."""
+        if name in self.names:
+            raise InputError(f"{self.ref}: two modules would be written as {name!r}")
+        final = self.out_dir / name
+        if os.path.lexists(final):
+            if not self.force:
+                raise InputError(
+                    f"{final} exists; nothing was written", hint="pass --force to replace it"
+                )
+            if final.is_dir() and not final.is_symlink():
+                raise InputError(f"{final} is a directory; nothing was written")
+        self.names.append(name)
 
+    def path(self, name: str) -> Path:
+        """Where to prepare the file for `name`."""
+        if self._dir is None:
+            missing = [d for d in (self.out_dir, *self.out_dir.parents) if not d.exists()]
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self._created = list(reversed(missing))
+            self._dir = Path(tempfile.mkdtemp(prefix=".wasmctl-pull-", dir=self.out_dir))
+        return self._dir / name
 
-def _place(named: list[tuple[str, Path]], out_dir: Path, ref: Reference,
-           taken: list[str]) -> list[Path]:  # fmt: skip
-    """Copy extracted modules into `out_dir` under their names, each atomically."""
-    _check_unique([*taken, *(n for n, _ in named)], ref)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, path in named:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", dir=out_dir)
-        os.close(fd)
+    def commit(self) -> list[Path]:
+        """Move every prepared file into place; on a failure, remove those already placed."""
+        placed: list[Path] = []
         try:
-            clone_or_copy(path, Path(tmp_name))
-            os.replace(tmp_name, out_dir / name)
+            for name in self.names:
+                staged, final = self.path(name), self.out_dir / name
+                _readable(staged)
+                if self.force:
+                    os.replace(staged, final)
+                else:
+                    _link_new(staged, final)
+                placed.append(final)
         except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
+            if not self.force:
+                for path in placed:
+                    path.unlink(missing_ok=True)
             raise
-        _readable(out_dir / name)
-        written.append(out_dir / name)
-    return written
+        return placed
+
+
+def _link_new(staged: Path, final: Path) -> None:
+    """Put `staged` at `final` unless something is there (atomically where links work)."""
+    try:
+        os.link(staged, final)
+    except FileExistsError:
+        raise InputError(f"{final} appeared during the pull; not replaced") from None
+    except OSError:  # a filesystem without hard links
+        if os.path.lexists(final):
+            raise InputError(f"{final} appeared during the pull; not replaced") from None
+        os.replace(staged, final)
 
 
 def _readable(path: Path) -> None:
