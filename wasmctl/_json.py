@@ -30,7 +30,7 @@ def loads(
     except RecursionError:
         raise error(f"{what} is nested deeper than {max_depth} levels") from None
     except (ValueError, UnicodeDecodeError) as e:
-        raise error(f"{what} is not valid JSON: {e}") from None
+        raise error(f"{what} is not JSON: {e}") from None
     if too_deep(data, max_depth):
         raise error(f"{what} is nested deeper than {max_depth} levels")
     return data

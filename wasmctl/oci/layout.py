@@ -19,9 +19,10 @@ import tarfile
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from wasmctl import _json
-from wasmctl._files import open_regular, read_limited
+from wasmctl._files import open_regular, read_limited, replace_atomically
 from wasmctl.errors import InputError
 from wasmctl.oci import media_types as mt
 from wasmctl.oci.bounded_tar import InflateLimits, compression_of, open_bounded_tar
@@ -366,14 +367,12 @@ def _safe_member_name(name: str, archive: Path) -> PurePosixPath | None:
 
 
 def write_archive(root: Path, archive: Path) -> None:
-    """Tar a layout reproducibly (sorted entries, fixed owner and mtime) and replace `archive`."""
+    """Tar a layout reproducibly (sorted entries, fixed owner and mtime) and replace `archive`
+    (which follows the umask, as any file the user asked for)."""
     archive.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{archive.name}.", dir=archive.parent)
-    try:
-        with (
-            os.fdopen(fd, "wb") as f,
-            tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as tar,
-        ):
+
+    def write(f: BinaryIO) -> None:
+        with tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as tar:
             for path in sorted(root.rglob("*")):
                 rel = path.relative_to(root).as_posix()
                 if rel.startswith(".wasmctl-"):
@@ -388,10 +387,8 @@ def write_archive(root: Path, archive: Path) -> None:
                         tar.addfile(info, content)
                 else:
                     tar.addfile(info)
-        os.replace(tmp, archive)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    replace_atomically(archive, write)
 
 
 # -- files -------------------------------------------------------------------------------
@@ -419,16 +416,9 @@ def _file_digest(path: Path) -> str:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` (mode 0644) so readers see the old file or the new one."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Replace `path` with `data` (following the umask) so readers see the old file or the
+    new one."""
+    replace_atomically(path, data)
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from wasmctl._files import create_mode
 from wasmctl.errors import InputError
 from wasmctl.oci import media_types as mt
 from wasmctl.oci.layout import (
@@ -569,10 +570,4 @@ def _link_new(staged: Path, final: Path) -> None:
 
 def _readable(path: Path) -> None:
     """Files written under temporary names start private; give them the usual mode."""
-    os.chmod(path, 0o666 & ~_umask())
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    os.chmod(path, create_mode())
