@@ -93,11 +93,13 @@ def list_layout_referrers(
         if entry.media_type not in mt.MANIFEST_TYPES:
             continue
         try:
-            manifest = Manifest.from_bytes(layout.read_blob(entry, limit=4 << 20))
+            raw = layout.read_blob(entry, limit=4 << 20)
+            manifest = Manifest.from_bytes(raw)
         except ManifestError:
             continue
         if manifest.subject is not None and manifest.subject.digest == digest:
-            descriptor = referrer_descriptor(manifest, manifest.to_bytes())
+            # the stored bytes, not a re-serialisation: their digest is the referrer's
+            descriptor = referrer_descriptor(manifest, raw)
             if artifact_type is None or descriptor.artifact_type == artifact_type:
                 found.append(descriptor)
     return found
