@@ -7,12 +7,16 @@ distribution's token spec (docs/spec/auth/token.md, oauth.md): a `Bearer` challe
 realm and service; a token is fetched per set of scopes (GET with Basic credentials, or the
 OAuth2 POST for identity tokens), cached until `expires_in` runs out, and fetched again for an
 `insufficient_scope` challenge. Secrets never appear in `repr`, messages or logs.
+
+Where credentials may go (the realm, the registry's own origin, never a redirect to another
+host) is decided by the registry client (registry.py `_send`, `_check_realm`).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import re
 import shutil
@@ -24,12 +28,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wasmctl import _json
 from wasmctl.errors import InputError, RemoteError
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 DOCKER_HUB_HOSTS = ("docker.io", "index.docker.io", "registry-1.docker.io")
 HELPER_TIMEOUT = 30
 DEFAULT_TOKEN_LIFETIME = 60  # seconds, when the token endpoint does not say (token.md)
+MAX_TOKEN_LIFETIME = 3600  # a longer `expires_in` is believed for an hour
+MAX_CHALLENGE_LENGTH = 8192  # a real WWW-Authenticate is well under 1 KiB
+MAX_HELPER_OUTPUT = 1 << 20
 
 
 class AuthError(RemoteError):
@@ -68,11 +76,12 @@ def config_path() -> Path:
 
 def _read_config(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as e:
-        raise InputError(f"cannot read credentials file {path}: {e}") from None
+    except OSError as e:
+        raise InputError(f"cannot read credentials file {path}: {e.strerror}") from None
+    data = _json.loads(raw, f"credentials file {path}", InputError)
     if not isinstance(data, dict):
         raise InputError(f"credentials file {path} is not a JSON object")
     return data
@@ -150,12 +159,18 @@ def run_helper(
         raise AuthError(f"docker-credential-{helper} {action} failed (exit {proc.returncode})")
     if action != "get":
         return None
+    # never quote the helper's output in a message: it holds the secret
+    if len(proc.stdout) > MAX_HELPER_OUTPUT:
+        raise AuthError(f"docker-credential-{helper} get returned too much output")
     try:
         data = json.loads(proc.stdout)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise AuthError(f"docker-credential-{helper} get returned no JSON") from None
-    username = str(data.get("Username", ""))
-    secret = str(data.get("Secret", ""))
+    if not isinstance(data, dict):
+        raise AuthError(f"docker-credential-{helper} get returned no JSON object")
+    username, secret = data.get("Username", ""), data.get("Secret", "")
+    if not isinstance(username, str) or not isinstance(secret, str):
+        raise AuthError(f"docker-credential-{helper} get returned malformed credentials")
     if username == "<token>":
         return Credentials(identity_token=secret)
     return Credentials(username, secret)
@@ -219,7 +234,12 @@ def _write_private(path: Path, data: dict[str, Any]) -> None:
 
 # -- challenges and tokens -------------------------------------------------------------------
 
-_PARAM = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
+# Linear on hostile input: a key starts only where no key character precedes it, and the
+# quantifiers are possessive (the old pattern backtracked: 0.7 s of CPU for an 8 KiB header
+# of one word, 9 s for 30 KiB). Callers also bound the header (MAX_CHALLENGE_LENGTH).
+_PARAM = re.compile(
+    r'(?<![A-Za-z0-9_-])([A-Za-z_][A-Za-z0-9_-]*+)\s*+=\s*+(?:"((?:[^"\\]|\\.)*+)"|([^\s,]*+))'
+)
 
 
 @dataclass(frozen=True)
@@ -265,9 +285,21 @@ class TokenCache:
 
     def put(self, registry: str, scopes: Iterable[str], value: str, lifetime: float) -> None:
         """Remember a token; it is dropped a little before it expires."""
+        lifetime = token_lifetime(lifetime)
         expires = time.monotonic() + max(0.0, lifetime - min(10.0, lifetime / 10))
         self.tokens[(registry, tuple(sorted(scopes)))] = _Token(value, expires)
 
     def drop(self, registry: str, scopes: Iterable[str]) -> None:
         """Forget a token the registry refused."""
         self.tokens.pop((registry, tuple(sorted(scopes))), None)
+
+
+def token_lifetime(expires_in: object) -> float:
+    """Seconds a token may be used: `expires_in` when it is a sane number, else the spec's
+    default; never more than an hour (a cached token outliving its revocation is worse than
+    one more token request)."""
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float):
+        return DEFAULT_TOKEN_LIFETIME
+    if not math.isfinite(expires_in) or expires_in <= 0:
+        return DEFAULT_TOKEN_LIFETIME
+    return float(min(expires_in, MAX_TOKEN_LIFETIME))

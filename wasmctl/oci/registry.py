@@ -15,6 +15,10 @@ What it does, and why (shared/reference/oci-formats.md §4):
   in count and in time; a body is re-sent from its source, never from memory.
 - Auth: anonymous first; a `Basic` challenge switches to Basic; a `Bearer` challenge fetches
   one token per scope set (auth.py), and `insufficient_scope` fetches a wider one.
+- Hostile answers (issue 11): credentials and tokens go to the registry's own origin only,
+  redirects are followed here (bounded, loops and downgrades refused, never with credentials
+  to another origin), every exchange has an overall deadline (`TimeoutPolicy`), every body
+  read into memory is bounded, and a size that does not match the bytes is an error.
 
 The client takes an `httpx.Client` (the one I/O seam): tests hand it a real one pointed at a
 local registry, or a respx-routed one for what cannot run here.
@@ -24,23 +28,35 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import os
 import random
 import re
 import ssl
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
+import httpcore
 import httpx
 
+from wasmctl import _json
 from wasmctl.errors import InputError, RemoteError, WasmctlError
 from wasmctl.oci import media_types as mt
-from wasmctl.oci.auth import AuthError, Credentials, TokenCache, load_credentials, parse_challenge
+from wasmctl.oci.auth import (
+    MAX_CHALLENGE_LENGTH,
+    AuthError,
+    Credentials,
+    TokenCache,
+    load_credentials,
+    parse_challenge,
+    token_lifetime,
+)
 from wasmctl.oci.models import (
     MAX_MANIFEST_BYTES,
     Descriptor,
@@ -57,6 +73,15 @@ MANIFEST_ACCEPT = ", ".join(
 )
 DOCKER_HUB_API = "registry-1.docker.io"
 USER_AGENT = "wasmctl"
+MAX_ANSWER_BYTES = MAX_MANIFEST_BYTES  # JSON answers read into memory: errors, tokens, pages
+MAX_REDIRECTS = 5
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MAX_PAGES = 1000  # tag and referrer pages
+MAX_TAGS = 1_000_000
+MAX_REFERRERS = 10_000
+MAX_LINK_LENGTH = 8192
+TIMEOUT_ENV = "WASMCTL_REGISTRY_TIMEOUT"
+MIN_RATE_ENV = "WASMCTL_REGISTRY_MIN_RATE"
 
 
 class RegistryError(RemoteError):
@@ -103,6 +128,205 @@ class RetryPolicy:
         return backoff * (0.5 + random.random() / 2)
 
 
+@dataclass(frozen=True)
+class TimeoutPolicy:
+    """How long a registry may take over one exchange (issue 11: a registry that trickles).
+
+    httpx's read timeout restarts with every byte, so alone it bounds nothing: a manifest
+    served a byte every 5 s would take days. So every exchange (connect, headers, body) also
+    has an overall deadline:
+    - `request` seconds for the rest: manifests, tokens, error answers, tag and referrer
+      pages, and the answers to upload requests;
+    - blob transfers (pull, push, and configs read into memory) get one more second per
+      `min_rate` bytes moved, so the
+      deadline grows with real progress: a large blob on a slow link finishes, while a
+      registry that dribbles bytes meets the deadline about `request` seconds in. A rule on
+      the bytes actually moved (not the declared size) also stops a registry that declares
+      a huge blob and then trickles it. `min_rate` 0 turns the rule off (blob streams are
+      then bounded by the read timeout only).
+    An exchange that runs out of time is not retried: a registry that trickled once will again.
+    `from_env` reads `WASMCTL_REGISTRY_TIMEOUT` (seconds) and `WASMCTL_REGISTRY_MIN_RATE`
+    (bytes per second); the defaults suit CI.
+    """
+
+    request: float = 60.0
+    min_rate: float = 16 * 1024
+    connect: float = 15.0
+
+    def __post_init__(self) -> None:
+        if not (0 < self.request < math.inf and 0 < self.connect < math.inf):
+            raise InputError("registry timeouts must be positive numbers of seconds")
+        if not 0 <= self.min_rate < math.inf:
+            raise InputError("the minimum transfer rate must be 0 or more bytes per second")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> TimeoutPolicy:
+        """The defaults, overridden by `WASMCTL_REGISTRY_TIMEOUT` / `_MIN_RATE` when set."""
+        env = os.environ if environ is None else environ
+        values: dict[str, float] = {}
+        for name, field_name in ((TIMEOUT_ENV, "request"), (MIN_RATE_ENV, "min_rate")):
+            raw = env.get(name, "").strip()
+            if not raw:
+                continue
+            try:
+                values[field_name] = float(raw)
+            except ValueError:
+                raise InputError(f"{name} must be a number, not {raw[:40]!r}") from None
+        try:
+            return cls(**values)
+        except InputError as e:
+            raise InputError(f"{TIMEOUT_ENV}/{MIN_RATE_ENV}: {e.message}") from None
+
+    def httpx_timeout(self) -> httpx.Timeout:
+        """httpx's per-operation timeouts, never longer than the overall deadline."""
+        return httpx.Timeout(min(60.0, self.request), connect=min(self.connect, self.request))
+
+
+class _Deadline:
+    """The end of one exchange: `seconds` from now, plus `1/rate` s per byte moved (blobs)."""
+
+    def __init__(self, seconds: float, rate: float | None) -> None:
+        self.seconds = seconds
+        self.rate = rate  # None: a fixed deadline; 0: none at all once the stream is open
+        self.started = time.monotonic()
+        self.moved = 0
+
+    def remaining(self) -> float:
+        if self.rate is None:
+            allowed = self.seconds
+        elif self.rate <= 0:
+            return math.inf
+        else:
+            allowed = self.seconds + self.moved / self.rate
+        return self.started + allowed - time.monotonic()
+
+
+# The deadline of the exchange this thread is in, for the socket layer below: a hostile
+# registry can trickle the status line and headers too, where no code of ours runs between
+# bytes. The client is synchronous, so "the exchange this thread is in" is well defined.
+_CURRENT = threading.local()
+
+
+def _bounded(timeout: float | None, expired: type[Exception]) -> float | None:
+    deadline: _Deadline | None = getattr(_CURRENT, "deadline", None)
+    if deadline is None:
+        return timeout
+    left = deadline.remaining()
+    if left <= 0:
+        raise expired("the registry's time is up")
+    return left if timeout is None or left < timeout else timeout
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket whose every read and write ends by the current exchange's deadline."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _bounded(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        bounded = _bounded(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, bounded))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's network backend, with `_DeadlineStream`s."""
+
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        bounded = _bounded(timeout, httpcore.ConnectTimeout)
+        stream = self._inner.connect_tcp(host, port, bounded, local_address, socket_options)
+        return _DeadlineStream(stream)
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        bounded = _bounded(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._inner.connect_unix_socket(path, bounded, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def install_deadlines(client: httpx.Client) -> bool:
+    """Make the sockets of `client`'s own transports (proxies included) honour the deadline
+    of the exchange in progress; True when every transport took it.
+
+    httpx has no public hook for this: its transports build their httpcore pool themselves.
+    The pool's backend is reached through private attributes, checked here step by step; if
+    an httpx release moves them, the deadline still holds between body chunks (and a unit
+    test says so), but no longer while a status line or headers trickle in.
+    """
+    transports = [getattr(client, "_transport", None)]
+    transports += list((getattr(client, "_mounts", None) or {}).values())
+    installed = True
+    for transport in transports:
+        if transport is None:
+            continue
+        pool = getattr(transport, "_pool", None)
+        backend = getattr(pool, "_network_backend", None)
+        if isinstance(backend, _DeadlineBackend):
+            continue
+        if not isinstance(backend, httpcore.NetworkBackend):
+            installed = False
+            continue
+        pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
+    return installed
+
+
+class _GuardedStream(httpx.SyncByteStream):
+    """A response body that counts what it moves and stops at the deadline (for transports
+    without `_DeadlineBackend`, e.g. a test's, this is the only check)."""
+
+    def __init__(
+        self,
+        inner: httpx.SyncByteStream,
+        deadline: _Deadline,
+        expired: Callable[[], WasmctlError],
+    ) -> None:
+        self._inner = inner
+        self.deadline = deadline
+        self._expired = expired
+
+    def __iter__(self) -> Iterator[bytes]:
+        for piece in self._inner:
+            self.deadline.moved += len(piece)
+            if self.deadline.remaining() <= 0:
+                raise self._expired()
+            yield piece
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 Body = bytes | Callable[[], Iterator[bytes]] | None
 
 
@@ -134,7 +358,7 @@ def file_body(
             while left > 0:
                 piece = f.read(min(CHUNK, left))
                 if not piece:
-                    raise RegistryError(f"{path} shrank while it was being uploaded")
+                    raise InputError(f"{path} shrank while it was being uploaded")
                 left -= len(piece)
                 if on_chunk is not None:
                     on_chunk(len(piece))
@@ -156,19 +380,29 @@ class RegistryClient:
         credentials: Credentials | None = None,
         use_config: bool = True,
         retry: RetryPolicy | None = None,
+        timeouts: TimeoutPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         progress: Progress | None = None,
     ) -> None:
         self.registry = registry
         host = DOCKER_HUB_API if registry == "docker.io" else registry
         self.base = f"{'http' if plain_http else 'https'}://{host}"
-        self.http = http or httpx.Client(
-            verify=ssl.create_default_context(cafile=str(ca_file)) if ca_file else True,
-            timeout=httpx.Timeout(60.0, connect=15.0),
-            follow_redirects=True,
-            headers={"User-Agent": USER_AGENT},
-        )
-        self._own_http = http is None
+        self.origin = _origin(self.base)
+        self.timeouts = timeouts or TimeoutPolicy.from_env()
+        if http is None:
+            # Redirects are followed by `_send`, never by httpx: which hop may carry
+            # credentials is this client's decision (see `_send`).
+            http = httpx.Client(
+                verify=ssl.create_default_context(cafile=str(ca_file)) if ca_file else True,
+                timeout=self.timeouts.httpx_timeout(),
+                follow_redirects=False,
+                headers={"User-Agent": USER_AGENT},
+            )
+            install_deadlines(http)
+            self._own_http = True
+        else:
+            self._own_http = False
+        self.http = http
         self._credentials = credentials
         if credentials is None and use_config:
             self._credentials = load_credentials(registry)
@@ -211,21 +445,23 @@ class RegistryClient:
         stream: bool = False,
         ok: tuple[int, ...] = (200, 201, 202, 204),
         not_found_ok: bool = False,
+        limit: int = MAX_ANSWER_BYTES,
+        blob: bool = False,
     ) -> httpx.Response:
-        """Send with auth and retries; an answer outside `ok` (and 404 unless allowed) raises."""
+        """Send with auth, redirects and retries; an answer outside `ok` (and 404 unless
+        allowed) raises. Without `stream`, the body is read, at most `limit` bytes of it.
+        A `blob` download, like any upload from a file, has the deadline that grows with
+        the bytes moved (`TimeoutPolicy`)."""
         started = time.monotonic()
         auth_rounds = 0
         attempt = 0
         while True:
-            request_headers = dict(headers or {})
-            authorization = self._authorization(scopes)
-            if authorization:
-                request_headers["Authorization"] = authorization
-            content: Any = body() if callable(body) else body
-            request = self.http.build_request(method, url, headers=request_headers, content=content)
+            deadline = self._deadline(blob or callable(body))
             try:
-                response = self.http.send(request, stream=stream)
+                response = self._send(method, url, scopes, headers or {}, body, deadline)
             except httpx.TransportError as e:
+                if deadline.remaining() <= 0:
+                    raise self._too_slow(method, url, deadline) from None
                 # A refused connection or a failed TLS handshake will not mend in seconds;
                 # a connection reset or a timeout mid-request may.
                 if isinstance(e, httpx.ConnectError) or not self._may_retry(attempt, started, None):
@@ -238,19 +474,165 @@ class RegistryClient:
                 continue
             if response.status_code == 401 and auth_rounds < 2:
                 _discard(response)
+                if _origin(str(response.url)) != self.origin:
+                    raise AuthError(
+                        f"{_host(str(response.url))} asked for credentials on behalf of "
+                        f"{self.registry}; they are sent to {self.registry} only",
+                        hint="the registry handed this request to another host",
+                    )
                 auth_rounds += 1
                 self._authenticate(response, scopes)
                 continue
             if response.status_code == 429 or response.status_code >= 500:
                 retry_after = response.headers.get("Retry-After")
-                _discard(response)
                 if self._may_retry(attempt, started, retry_after):
+                    _discard(response)
                     self._sleep(self.retry.delay(attempt, retry_after))
                     attempt += 1
                     continue
             if response.status_code in ok or (not_found_ok and response.status_code == 404):
-                return response
+                if stream:
+                    return response
+                return self._read_answer(method, url, response, limit)
             raise self._error(method, url, response)
+
+    def _deadline(self, scales: bool) -> _Deadline:
+        return _Deadline(self.timeouts.request, self.timeouts.min_rate if scales else None)
+
+    def _too_slow(self, method: str, url: str, deadline: _Deadline) -> RegistryError:
+        moved = f" ({deadline.moved} bytes moved)" if deadline.moved else ""
+        return RegistryError(
+            f"{method} {_redact(url)}: no complete answer within the deadline{moved}",
+            hint=f"the registry is too slow or stalling; {TIMEOUT_ENV} (seconds, now "
+            f"{self.timeouts.request:g}) and {MIN_RATE_ENV} (bytes/s for blobs, now "
+            f"{self.timeouts.min_rate:g}) set the limits",
+        )
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        scopes: tuple[str, ...],
+        headers: dict[str, str],
+        body: Body,
+        deadline: _Deadline,
+    ) -> httpx.Response:
+        """One exchange, following redirects by hand (a streamed, guarded response).
+
+        Credentials (Basic, Bearer, identity-token grants) were issued for this registry,
+        so they go to its origin (scheme, host, port) only: not to a `Location` on another
+        host, not to a redirect target (a blob's storage, S3 or a CDN, authorises by a
+        signed URL, not by our header), and never over a downgrade to plain HTTP, which
+        is refused outright. This is what docker does: its client attaches credentials per
+        host it has seen a challenge from (distribution registry/client/auth), and Go's
+        http client drops `Authorization` on a redirect to another host. httpx would strip
+        it too, but not on an http-to-https hop, and a redirect loop would be its
+        `TooManyRedirects`, which is no `TransportError`; so redirects are handled here.
+        """
+        seen: set[str] = set()
+        current_method, current_url, current_body = method, url, body
+        for hop in range(MAX_REDIRECTS + 1):
+            request_headers = dict(headers)
+            if _origin(current_url) == self.origin:
+                authorization = self._authorization(scopes)
+                if authorization:
+                    request_headers["Authorization"] = authorization
+            response = self._exchange(
+                current_method, current_url, request_headers, current_body, deadline
+            )
+            location = response.headers.get("Location")
+            if response.status_code not in REDIRECT_STATUSES or not location:
+                return response
+            _discard(response)
+            seen.add(current_url)
+            target = self._check_url(urljoin(current_url, location), current_url, "redirect")
+            if target in seen:
+                raise RegistryError(f"{method} {_redact(url)}: a redirect loop")
+            if hop == MAX_REDIRECTS:
+                raise RegistryError(f"{method} {_redact(url)}: more than {MAX_REDIRECTS} redirects")
+            if response.status_code == 303 or (
+                response.status_code in (301, 302) and current_method == "POST"
+            ):  # RFC 9110 15.4: these turn into a GET without a body
+                current_method = "HEAD" if current_method == "HEAD" else "GET"
+                current_body = None
+                headers = {
+                    k: v
+                    for k, v in headers.items()
+                    if k.lower() not in ("content-length", "content-type", "content-range")
+                }
+            current_url = target
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: Body,
+        deadline: _Deadline,
+    ) -> httpx.Response:
+        """Send one request under `deadline`; the response streams through a guard."""
+        content: Any = _metered(body(), deadline) if callable(body) else body
+        _CURRENT.deadline = deadline
+        request = self.http.build_request(method, url, headers=headers, content=content)
+        response = self.http.send(request, stream=True, follow_redirects=False)
+        if isinstance(response.stream, httpx.SyncByteStream):
+            response.stream = _GuardedStream(
+                response.stream, deadline, lambda: self._too_slow(method, url, deadline)
+            )
+        return response
+
+    def _check_url(self, url: str, came_from: str, what: str) -> str:
+        """`url` if the registry may send us there: http(s), no user:password inside, and
+        no step down from https to http."""
+        try:
+            parts = httpx.URL(url)
+        except (httpx.InvalidURL, ValueError):
+            raise RegistryError(f"{self.registry}: a {what} to a malformed URL") from None
+        if parts.scheme not in ("http", "https") or not parts.host:
+            raise RegistryError(
+                f"{self.registry}: a {what} to a {parts.scheme or 'relative'}: URL was refused"
+            )
+        if parts.userinfo:
+            raise RegistryError(
+                f"{self.registry}: a {what} to a URL with credentials in it was refused"
+            )
+        if parts.scheme == "http" and urlsplit(came_from).scheme == "https":
+            raise RegistryError(
+                f"{self.registry}: a {what} from https to http ({_host(url)}) was refused",
+                hint="the registry tried to move the transfer off TLS",
+            )
+        return url
+
+    def _read_answer(
+        self, method: str, url: str, response: httpx.Response, limit: int
+    ) -> httpx.Response:
+        """The answer with its body read: at most `limit` bytes after decoding."""
+        data = bytearray()
+        try:
+            for piece in response.iter_bytes():
+                data += piece
+                if len(data) > limit:
+                    raise RegistryError(
+                        f"{method} {_redact(url)}: the answer is larger than {limit} bytes"
+                    )
+        except (httpx.HTTPError, httpx.StreamError) as e:
+            deadline = _deadline_of(response)
+            if deadline is not None and deadline.remaining() <= 0:
+                raise self._too_slow(method, url, deadline) from None
+            raise RegistryError(
+                f"{method} {_redact(url)}: the answer broke off ({type(e).__name__})"
+            ) from None
+        finally:
+            response.close()
+        headers = [
+            (k, v)
+            for k, v in response.headers.multi_items()
+            if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+        ]
+        return httpx.Response(
+            response.status_code, headers=headers, content=bytes(data), request=response.request
+        )
 
     def _may_retry(self, attempt: int, started: float, retry_after: str | None) -> bool:
         if attempt + 1 >= self.retry.attempts:
@@ -259,18 +641,24 @@ class RegistryClient:
         return elapsed + self.retry.delay(attempt, retry_after) < self.retry.deadline
 
     def _error(self, method: str, url: str, response: httpx.Response) -> WasmctlError:
-        if not response.is_closed:
-            response.read()
         codes: tuple[str, ...] = ()
         detail = ""
         try:
-            errors = response.json().get("errors") or []
-            codes = tuple(str(e.get("code", "")) for e in errors if isinstance(e, dict))
+            raw = self._read_answer(method, url, response, 64 << 10).content
+        except RegistryError:
+            raw = b""
+        try:
+            document = _json.loads(raw, "error answer", RegistryError)
+            errors = document.get("errors") or [] if isinstance(document, dict) else []
+            if not isinstance(errors, list):
+                errors = []
+            codes = tuple(str(e.get("code", ""))[:64] for e in errors if isinstance(e, dict))
             detail = "; ".join(
-                f"{e.get('code')}: {e.get('message')}" for e in errors if isinstance(e, dict)
+                f"{e.get('code')}: {e.get('message')}" for e in errors[:5] if isinstance(e, dict)
             )
-        except (ValueError, AttributeError):
-            detail = response.text[:200].strip()
+        except RegistryError:
+            detail = raw[:200].decode("utf-8", "replace")
+        detail = self._scrub(detail)
         status = response.status_code
         hint = None
         if status == 401:
@@ -284,8 +672,23 @@ class RegistryClient:
             return InputError(message)  # the registry refused what was sent: retrying won't help
         return RegistryError(message, status=status, codes=codes, hint=hint)
 
+    def _scrub(self, text: str) -> str:
+        """Registry-chosen text fit for a terminal: printable, short, without our secrets."""
+        text = "".join(c if c.isprintable() else " " for c in text).strip()[:300]
+        credentials = self._credentials
+        secrets = [t.value for t in self._tokens.tokens.values()]
+        if credentials:
+            secrets += [credentials.password, credentials.identity_token, credentials.basic()]
+        for secret in secrets:
+            if len(secret) >= 4:
+                text = text.replace(secret, "[redacted]")
+        return text
+
     def _authenticate(self, response: httpx.Response, scopes: tuple[str, ...]) -> None:
-        challenge = parse_challenge(response.headers.get("WWW-Authenticate", ""))
+        header = response.headers.get("WWW-Authenticate", "")
+        if len(header) > MAX_CHALLENGE_LENGTH:
+            raise AuthError(f"{self.registry} sent a malformed authentication challenge")
+        challenge = parse_challenge(header)
         if challenge is None:
             raise AuthError(f"{self.registry} asked for authentication without saying how")
         if challenge.scheme == "basic":
@@ -301,7 +704,8 @@ class RegistryClient:
             self._basic = True
             return
         if challenge.scheme != "bearer" or "realm" not in challenge.params:
-            raise AuthError(f"{self.registry}: unsupported authentication {challenge.scheme}")
+            scheme = self._scrub(challenge.scheme)[:40]
+            raise AuthError(f"{self.registry}: unsupported authentication {scheme}")
         wanted = set(scopes)
         if challenge.params.get("error") == "insufficient_scope" and challenge.params.get("scope"):
             wanted.update(challenge.params["scope"].split(" "))
@@ -309,10 +713,39 @@ class RegistryClient:
         token, lifetime = self._fetch_token(challenge.params, sorted(wanted))
         self._tokens.put(self.registry, scopes, token, lifetime)
 
+    def _check_realm(self, realm: str) -> str:
+        """The token realm, if credentials may go there.
+
+        The realm is often on another host (Docker Hub: auth.docker.io), and the token
+        spec has the client send its credentials there (distribution docs/spec/auth/
+        token.md: the token server "should first attempt to authenticate the client using
+        any authentication credentials provided", Basic in docker's client). So the realm
+        named by the registry we were asked to talk to is trusted as its auth server, as
+        docker does; but only over https (plain http only when the registry itself is
+        plain http, i.e. a local one named by --plain-http, which already sees the
+        credentials in clear), never with user:password in it, and never through a
+        redirect (`_fetch_token` does not follow one: the identity-token grant carries
+        its secret in the body, which a 307 would re-send anywhere).
+        """
+        try:
+            parts = httpx.URL(realm)
+        except (httpx.InvalidURL, ValueError):
+            raise AuthError(f"{self.registry} named a malformed token realm") from None
+        if parts.scheme not in ("http", "https") or not parts.host or parts.userinfo:
+            raise AuthError(f"{self.registry} named a token realm that is not an http(s) URL")
+        if parts.scheme == "http" and urlsplit(self.base).scheme == "https":
+            raise AuthError(
+                f"{self.registry} named a token realm over plain http ({_host(realm)}); "
+                "credentials are not sent there",
+                hint="an https registry must have an https token service",
+            )
+        return realm
+
     def _fetch_token(self, params: dict[str, str], scopes: list[str]) -> tuple[str, float]:
-        realm = params["realm"]
+        realm = self._check_realm(params["realm"])
         service = params.get("service", "")
         credentials = self._credentials
+        deadline = self._deadline(False)
         try:
             if credentials and credentials.identity_token:
                 form = {
@@ -322,31 +755,47 @@ class RegistryClient:
                     "client_id": USER_AGENT,
                     "scope": " ".join(scopes),
                 }
-                response = self.http.post(realm, data=form)
+                body = urlencode(form).encode()
+                headers = {"Content-Type": "application/x-www-form-urlencoded"}
+                response = self._exchange("POST", realm, headers, body, deadline)
             else:
-                query: list[tuple[str, str | int | float | bool | None]] = (
-                    [("service", service)] if service else []
-                )
+                query = [("service", service)] if service else []
                 query += [("scope", s) for s in scopes]
+                url = _with_pairs(realm, query)
                 headers = {"Authorization": credentials.basic()} if credentials else {}
-                response = self.http.get(realm, params=query, headers=headers)
+                response = self._exchange("GET", url, headers, None, deadline)
         except httpx.TransportError as e:
+            if deadline.remaining() <= 0:
+                raise AuthError(
+                    f"token endpoint {_redact(realm)}: no answer within the deadline",
+                    hint=f"{TIMEOUT_ENV} sets it (seconds)",
+                ) from None
             raise AuthError(f"token endpoint {_redact(realm)}: {type(e).__name__}") from None
-        if response.status_code in (401, 403):
+        status = response.status_code
+        if status != 200:
+            _discard(response)
+        if status in (401, 403):
             raise AuthError(
                 f"{self.registry} refused the credentials", hint=f"wasmctl login {self.registry}"
             )
-        if response.status_code != 200:
-            raise AuthError(f"token endpoint {_redact(realm)}: HTTP {response.status_code}")
+        if status in REDIRECT_STATUSES:
+            raise AuthError(
+                f"token endpoint {_redact(realm)} answered with a redirect; credentials are "
+                "not sent on"
+            )
+        if status != 200:
+            raise AuthError(f"token endpoint {_redact(realm)}: HTTP {status}")
         try:
-            data = response.json()
-        except ValueError:
-            raise AuthError(f"token endpoint {_redact(realm)} answered without JSON") from None
+            raw = self._read_answer("GET", realm, response, MAX_ANSWER_BYTES).content
+        except RegistryError as e:
+            raise AuthError(f"token endpoint {_redact(realm)}: {e.message}") from None
+        data = _json.loads(raw, f"the answer of token endpoint {_redact(realm)}", AuthError)
+        if not isinstance(data, dict):
+            raise AuthError(f"token endpoint {_redact(realm)} answered without a JSON object")
         token = data.get("token") or data.get("access_token")
-        if not isinstance(token, str) or not token:
-            raise AuthError(f"token endpoint {_redact(realm)} gave no token")
-        lifetime = data.get("expires_in")
-        return token, float(lifetime) if isinstance(lifetime, int | float) and lifetime > 0 else 60
+        if not isinstance(token, str) or not _TOKEN.fullmatch(token):
+            raise AuthError(f"token endpoint {_redact(realm)} gave no usable token")
+        return token, token_lifetime(data.get("expires_in"))
 
     # -- scopes --------------------------------------------------------------------------
 
@@ -387,7 +836,21 @@ class RegistryClient:
         *,
         mount_from: str | None = None,
     ) -> int:
-        """Upload a blob from a file unless the registry has it; returns bytes sent."""
+        """Upload a blob from a file unless the registry has it; returns bytes sent.
+
+        The file must be exactly `descriptor.size` bytes: a longer one would be cut to the
+        size and refused by the registry as another digest, a shorter one would break off.
+        """
+        try:
+            actual = source.stat().st_size
+        except OSError as e:
+            raise InputError(f"cannot read {source}: {e.strerror}") from None
+        if actual != descriptor.size:
+            raise InputError(
+                f"{source} is {actual} bytes, but its descriptor ({descriptor.digest}) says "
+                f"{descriptor.size}; nothing was sent",
+                hint="the layout's blob or the manifest naming it is damaged",
+            )
         if self.blob_exists(repository, descriptor.digest):
             return 0
         scopes = self.push_scope(repository, mount_from)
@@ -477,10 +940,13 @@ class RegistryClient:
         return response
 
     def _location(self, response: httpx.Response, base: str) -> str:
+        """Where the upload goes on. Another host is allowed (it gets no credentials:
+        `_send`), a non-http(s) URL, one with user:password in it, or a step down from
+        https to http is not."""
         location = str(response.headers.get("Location", ""))
         if not location:
             raise RegistryError(f"{self.registry}: an upload answer without Location")
-        return urljoin(base, location)
+        return self._check_url(urljoin(base, location), base, "upload Location")
 
     def fetch_blob(self, repository: str, descriptor: Descriptor, target: Path) -> None:
         """Download a blob to `target`: hashed while it streams, renamed only when verified."""
@@ -505,8 +971,16 @@ class RegistryClient:
             raise ManifestError(f"unsupported digest algorithm {algorithm}")
         url = self._url(repository, f"blobs/{descriptor.digest}")
         response = self.request(
-            "GET", url, scopes=self.pull_scope(repository), stream=True, ok=(200,)
+            "GET", url, scopes=self.pull_scope(repository), stream=True, ok=(200,), blob=True
         )
+        declared = _content_length(response)
+        if declared is not None and declared != descriptor.size:
+            _discard(response)
+            raise DigestMismatchError(
+                f"{self.registry}/{repository}: blob {descriptor.digest} is announced as "
+                f"{declared} bytes, but its descriptor says {descriptor.size}",
+                hint="the registry serves other bytes for this digest; nothing was kept",
+            )
         hasher = hashlib.sha256()
         received = 0
         key = f"pull {descriptor.digest}"
@@ -526,6 +1000,9 @@ class RegistryClient:
                 hasher.update(piece)
                 out.write(piece)
         except httpx.TransportError as e:
+            deadline = _deadline_of(response)
+            if deadline is not None and deadline.remaining() <= 0:
+                raise self._too_slow("GET", url, deadline) from None
             raise RegistryError(
                 f"GET {_redact(url)}: the transfer broke after {received} bytes "
                 f"({type(e).__name__})"
@@ -545,7 +1022,7 @@ class RegistryClient:
     def read_blob(self, repository: str, descriptor: Descriptor, *, limit: int = 64 << 20) -> bytes:
         """A small blob (a config) in memory, checked against its digest and size."""
         if descriptor.media_type in (*mt.MANIFEST_TYPES, *mt.INDEX_TYPES):
-            raw, _, _ = self.get_manifest(repository, descriptor.digest)
+            raw, _, _ = self.get_manifest(repository, descriptor.digest, size=descriptor.size)
             return raw
         if descriptor.size > limit:
             raise RegistryError(
@@ -563,29 +1040,60 @@ class RegistryClient:
         self, repository: str, digest: str, artifact_type: str | None = None
     ) -> list[Descriptor] | None:
         """The referrers API's answer, or None when the registry has no referrers API."""
-        url: str | None = self._url(repository, f"referrers/{digest}")
+        url = self._url(repository, f"referrers/{digest}")
         if artifact_type:
-            url = _with_query(url or "", artifactType=artifact_type)
+            url = _with_query(url, artifactType=artifact_type)
         found: list[Descriptor] = []
-        pages = 0
-        while url and pages < 1000:
-            response = self.request(
-                "GET",
-                url,
-                scopes=self.pull_scope(repository),
-                headers={"Accept": mt.OCI_INDEX},
-                not_found_ok=True,
-            )
+        for response in self._pages(url, repository, {"Accept": mt.OCI_INDEX}, not_found_ok=True):
             if response.status_code == 404:
                 return None
-            index = Index.from_bytes(response.content)
-            found.extend(index.manifests)
-            url = _next_link(response.headers.get("Link", ""), url)
-            pages += 1
+            found.extend(Index.from_bytes(response.content).manifests)
+            if len(found) > MAX_REFERRERS:
+                raise RegistryError(
+                    f"{self.registry}/{repository}: more than {MAX_REFERRERS} referrers of "
+                    f"{digest}; not listing them all"
+                )
         return found
 
-    def get_manifest(self, repository: str, reference: str) -> tuple[bytes, str, str]:
-        """The manifest or index bytes, their media type and digest (checked)."""
+    def _pages(
+        self,
+        url: str,
+        repository: str,
+        headers: dict[str, str] | None = None,
+        *,
+        not_found_ok: bool = False,
+    ) -> Iterator[httpx.Response]:
+        """The pages of a `Link: <...>; rel="next"` listing: on this registry only, each
+        page once, at most `MAX_PAGES`."""
+        seen: set[str] = set()
+        next_url: str | None = url
+        while next_url:
+            if next_url in seen:
+                raise RegistryError(f"{self.registry}: the pages of {_redact(url)} loop")
+            if len(seen) >= MAX_PAGES:
+                raise RegistryError(f"{self.registry}: {_redact(url)} has over {MAX_PAGES} pages")
+            if _origin(next_url) != self.origin:
+                raise RegistryError(
+                    f"{self.registry}: the next page of {_redact(url)} is on another host "
+                    f"({_host(next_url)}); not followed"
+                )
+            seen.add(next_url)
+            response = self.request(
+                "GET",
+                next_url,
+                scopes=self.pull_scope(repository),
+                headers=headers,
+                ok=(200,),
+                not_found_ok=not_found_ok,
+            )
+            yield response
+            next_url = _next_link(response.headers.get("Link", ""), next_url)
+
+    def get_manifest(
+        self, repository: str, reference: str, *, size: int | None = None
+    ) -> tuple[bytes, str, str]:
+        """The manifest or index bytes, their media type and digest (checked); with the
+        `size` of a descriptor naming it, that is checked too (a lie is an error)."""
         url = self._url(repository, f"manifests/{reference}")
         response = self.request(
             "GET",
@@ -596,7 +1104,7 @@ class RegistryClient:
             ok=(200,),
         )
         try:
-            declared = int(response.headers.get("Content-Length", "0") or 0)
+            declared = _content_length(response) or 0
             if declared > MAX_MANIFEST_BYTES:
                 raise ManifestError(f"{repository}:{reference}: manifest of {declared} bytes")
             data = bytearray()
@@ -604,6 +1112,13 @@ class RegistryClient:
                 data += piece
                 if len(data) > MAX_MANIFEST_BYTES:
                     raise ManifestError(f"{repository}:{reference}: manifest too large")
+        except httpx.HTTPError as e:
+            deadline = _deadline_of(response)
+            if deadline is not None and deadline.remaining() <= 0:
+                raise self._too_slow("GET", url, deadline) from None
+            raise RegistryError(
+                f"GET {_redact(url)}: the manifest broke off ({type(e).__name__})"
+            ) from None
         finally:
             response.close()
         raw = bytes(data)
@@ -617,27 +1132,27 @@ class RegistryClient:
                 f"{self.registry}/{repository}@{reference}: manifest digest {digest}, "
                 f"expected {expected}"
             )
+        if size is not None and size != len(raw):
+            raise ManifestError(
+                f"{self.registry}/{repository}@{digest}: a descriptor says {size} bytes, "
+                f"the manifest is {len(raw)}",
+                hint="the index or manifest naming it lies about its size",
+            )
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
         return raw, media_type, digest
 
     def head_manifest(self, repository: str, reference: str) -> Descriptor | None:
-        """The descriptor of a manifest, or None when it is not there."""
-        response = self.request(
-            "HEAD",
-            self._url(repository, f"manifests/{reference}"),
-            scopes=self.pull_scope(repository),
-            headers={"Accept": MANIFEST_ACCEPT},
-            not_found_ok=True,
-        )
-        if response.status_code == 404:
-            return None
-        digest = response.headers.get("Docker-Content-Digest", "")
-        size = int(response.headers.get("Content-Length", "0") or 0)
-        media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
-        if not digest:
+        """The descriptor of a manifest, or None when it is not there.
+
+        Measured from the manifest itself (a GET, digest checked): a HEAD's Content-Length
+        and Docker-Content-Digest are the registry's word, and a descriptor made of them
+        (the subject of a signature or SBOM) would carry a lie into what we write.
+        """
+        try:
             raw, media_type, digest = self.get_manifest(repository, reference)
-            size = len(raw)
-        return Descriptor(media_type, digest, size)
+        except NotFoundError:
+            return None
+        return Descriptor(media_type, digest, len(raw))
 
     def put_manifest(
         self, repository: str, reference: str, media_type: str, data: bytes
@@ -658,33 +1173,81 @@ class RegistryClient:
 
     def list_tags(self, repository: str) -> list[str]:
         """Every tag, following `Link: <...>; rel="next"` pagination."""
-        url: str | None = self._url(repository, "tags/list?n=1000")
         tags: list[str] = []
-        pages = 0
-        while url and pages < 10_000:
-            response = self.request("GET", url, scopes=self.pull_scope(repository), ok=(200,))
-            tags.extend(response.json().get("tags") or [])
-            url = _next_link(response.headers.get("Link", ""), url)
-            pages += 1
+        for response in self._pages(self._url(repository, "tags/list?n=1000"), repository):
+            document = _json.loads(response.content, f"the tag list of {repository}", RegistryError)
+            page = document.get("tags") if isinstance(document, dict) else None
+            if page is None:
+                continue
+            if not isinstance(page, list) or not all(isinstance(t, str) for t in page):
+                raise RegistryError(f"{self.registry}: the tag list of {repository} is malformed")
+            tags.extend(page)
+            if len(tags) > MAX_TAGS:
+                raise RegistryError(f"{self.registry}/{repository}: more than {MAX_TAGS} tags")
         return tags
 
 
 def _with_query(url: str, **params: str) -> str:
     """`url` with `params` merged into its query (distribution's `_state` stays)."""
+    return _with_pairs(url, list(params.items()))
+
+
+def _with_pairs(url: str, pairs: list[tuple[str, str]]) -> str:
     parts = urlsplit(url)
-    query = [*parse_qsl(parts.query, keep_blank_values=True), *params.items()]
+    query = [*parse_qsl(parts.query, keep_blank_values=True), *pairs]
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+# A bearer token as it goes into a header: visible ASCII only (RFC 6750's b64token and the
+# JWTs registries issue are narrower), so a hostile token endpoint cannot inject headers.
+_TOKEN = re.compile(r"[\x21-\x7e]{1,65536}")
+
+
+def _metered(chunks: Iterator[bytes], deadline: _Deadline) -> Iterator[bytes]:
+    """An upload body that moves its deadline with every piece sent."""
+    for piece in chunks:
+        deadline.moved += len(piece)
+        yield piece
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port (default ports made explicit): what credentials are bound to."""
+    try:
+        parts = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError):
+        return ("", "", None)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return (parts.scheme, parts.host.lower(), port)
+
+
+def _host(url: str) -> str:
+    """`host[:port]` of a URL, for messages (no user:password, path or query)."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    return f"{host}:{parts.port}" if parts.port else host
+
+
 def _next_link(header: str, base: str) -> str | None:
-    match = re.search(r'<([^>]+)>\s*;\s*rel="?next"?', header)
-    return urljoin(base, match.group(1)) if match else None
+    """The `rel="next"` target of a `Link` header (RFC 8288), parsed without a regex that
+    could backtrack over a hostile header."""
+    if len(header) > MAX_LINK_LENGTH:
+        raise RegistryError("the registry sent a Link header too long to be real")
+    for part in header.split(","):
+        target, sep, params = part.strip().partition(">")
+        if not sep or not target.startswith("<"):
+            continue
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name.strip().lower() == "rel" and "next" in value.strip().strip('"').split():
+                return urljoin(base, target[1:].strip())
+    return None
 
 
 def _redact(url: str) -> str:
-    """A URL without its query (upload state, tokens) for messages."""
+    """A URL without user:password and query (upload state, tokens), for messages."""
     parts = urlsplit(url)
-    return urlunsplit(parts._replace(query="", fragment=""))
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=netloc, query="", fragment=""))
 
 
 def _safe_text(error: Exception) -> str:
@@ -698,3 +1261,14 @@ def _short(descriptor: Descriptor) -> str:
 
 def _discard(response: httpx.Response) -> None:
     response.close()
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    """The declared body length, if the header is a plain number."""
+    value = response.headers.get("Content-Length", "").strip()
+    return int(value) if value.isdigit() and len(value) < 20 else None
+
+
+def _deadline_of(response: httpx.Response) -> _Deadline | None:
+    stream = response.stream
+    return stream.deadline if isinstance(stream, _GuardedStream) else None
