@@ -161,7 +161,7 @@ def test_overrides_apply_by_reference_glob(
     ("text", "message"),
     [
         ("version: 2\n", "unsupported gate policy version"),
-        ("version: 1\nsignatures: {}\n", "trusts nobody"),
+        ("version: 1\nsignatures: {}\n", "`signatures` has an empty mapping"),
         ("version: 1\nsignatures:\n  keyless: [{identityRegExp: '(', issuer: x}]\n",
          "not a regular expression"),
         ("version: 1\npin: sometimes\n", "`pin` must be one of"),
@@ -420,3 +420,61 @@ def test_an_image_named_by_many_containers_is_gated_once(
     assert code == 0, report
     assert [t["origin"]["name"] for t in report["targets"]] == [f"p{i}" for i in range(5)]
     assert len(calls) == 2  # one signature check and one attestation check, not five of each
+
+
+# -- distinct signers (issue 11, item 2) -------------------------------------------------------
+
+
+def test_one_key_signing_twice_is_one_signer_of_the_two_required(
+    policy: Policy, keys: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    signed_and_attested("oci:out:v1", keys[0])
+    assert run(["sign", "--key", str(keys[0]), "oci:out:v1"]) == 0  # a second referrer
+    required = policy(signatures={"keys": [keys[1].name], "required": 2})
+    code, report = gate(["--policy", str(required), "oci:out:v1"], capsys)
+    assert code == 1
+    signature = next(c for c in report["targets"][0]["checks"] if c["check"] == "signature")
+    assert signature["status"] == "fail"
+    assert signature["message"].startswith("1 of 2 required signer(s) verify (2 signatures")
+    assert signature["details"]["signers"] == 1 and len(signature["details"]["verified"]) == 2
+    [(copy, first)] = signature["details"]["duplicates"].items()
+    assert copy != first
+
+
+def test_two_keys_are_two_signers_of_the_two_required(
+    policy: Policy, keys: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other_key, other_pub = write_key_pair(generate_key_pair(b""), tmp_path / "other")
+    signed_and_attested("oci:out:v1", keys[0])
+    assert run(["sign", "--key", str(other_key), "oci:out:v1"]) == 0
+    required = policy(signatures={"keys": [keys[1].name, other_pub.name], "required": 2})
+    code, report = gate(["--policy", str(required), "oci:out:v1"], capsys)
+    assert code == 0, report
+    signature = next(c for c in report["targets"][0]["checks"] if c["check"] == "signature")
+    assert signature["details"]["signers"] == 2 and "duplicates" not in signature["details"]
+
+
+def test_one_keyless_identity_signing_twice_is_one_signer_for_the_gate(
+    sigstore_standin: Any, policy: Policy, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.sigstore_standin import DEFAULT_IDENTITY, GITHUB_ISSUER
+
+    config = sigstore_standin.write_trust_config(tmp_path / "trust-config.json")
+    root = sigstore_standin.write_trusted_root(tmp_path / "trusted-root.json")
+    assert run(["build", str(HELLO), "-t", "oci:out:v1"]) == 0
+    for _ in range(2):
+        token = sigstore_standin.identity_token()
+        assert run(["sign", "oci:out:v1", "--identity-token", token,
+                    "--trust-config", str(config)]) == 0  # fmt: skip
+    authority = {"identity": DEFAULT_IDENTITY, "issuer": GITHUB_ISSUER}
+    # the same identity listed twice as authorities is still one signer
+    keyless = policy(signatures={"keyless": [authority, authority], "required": 2},
+                     attestations=None)  # fmt: skip
+    code, report = gate(["--policy", str(keyless), "--trusted-root", str(root), "oci:out:v1"],
+                        capsys)  # fmt: skip
+    assert code == 1
+    signature = next(c for c in report["targets"][0]["checks"] if c["check"] == "signature")
+    assert signature["details"]["signers"] == 1 and len(signature["details"]["verified"]) == 2
+    one = policy(signatures={"keyless": [authority]}, attestations=None)
+    code, report = gate(["--policy", str(one), "--trusted-root", str(root), "oci:out:v1"], capsys)
+    assert code == 0, report

@@ -155,19 +155,20 @@ def sign(
     (cosign v3's layout); a file's is a bundle beside it, as `cosign sign-blob --bundle`.
     """
     from wasmctl.errors import InputError
-    from wasmctl.oci.reference import parse_reference
+    from wasmctl.oci.reference import parse_destination
     from wasmctl.sign.targets import sign_file, sign_reference
 
     file_target = is_file_target(target)
     if bundle is not None and not file_target:
         raise InputError("--bundle is for files; an artifact's bundle is stored as a referrer")
+    # a signature is written beside the artifact: refuse a bare name before any OIDC flow
+    ref = None if file_target else parse_destination(target)
 
     with signing_backend(key, identity_token, trust_config) as backend:
-        if file_target:
+        if ref is None:
             written = sign_file(Path(target), backend, bundle)
             info(f"Signed {target}; bundle written to {written}")
             return
-        ref = parse_reference(target)
         options = registry_options(plain_http, ca_file) if _remote(ref) else None
         signed = sign_reference(ref, backend, options)
         info(f"Signed {target} ({signed.subject.digest})")
@@ -194,13 +195,9 @@ def signing_backend(
 
 
 def _load_private_key(path: Path) -> Any:
-    from wasmctl.errors import InputError
-    from wasmctl.sign.keys import load_private_key
+    from wasmctl.sign.keys import load_private_key, read_key_file
 
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise InputError(f"cannot read key {path}: {e.strerror or e}") from None
+    data = read_key_file(path)
     if b"ENCRYPTED" not in data:
         return load_private_key(data, b"", source=str(path))
     return load_private_key(
@@ -306,7 +303,13 @@ def verify(
         ),
     ] = None,
     require: Annotated[
-        int, typer.Option("--require", min=1, help="How many signatures must verify.")
+        int,
+        typer.Option(
+            "--require",
+            min=1,
+            help="How many distinct signers (keys, or keyless identities) must have "
+            "signed; copies of one signer's signature count once.",
+        ),
     ] = 1,
     bundle: BundleOption = None,
     trusted_root: Annotated[
@@ -339,8 +342,10 @@ def verify(
     """Verify signatures (or attestations) against a key or a keyless identity policy.
 
     Every signature found is checked (referrers, the referrers tag, cosign's .sig and .att
-    tags); the target passes when --require of them verify. Regexes are matched against the
-    whole value (re.fullmatch). Exit 1 shows what was found next to what was asked.
+    tags); the target passes when signatures by --require distinct signers verify (one key,
+    or one keyless identity and issuer, counts once however many copies are stored). Regexes
+    are matched against the whole value (re.fullmatch). Exit 1 shows what was found next to
+    what was asked.
     """
     import json
 
@@ -399,19 +404,14 @@ def _policy(
     claims: dict[str, str],
 ) -> Policy:
     from wasmctl.errors import InputError
-    from wasmctl.sign.keys import load_public_key
+    from wasmctl.sign.keys import load_public_key_file
     from wasmctl.sign.policy import IdentityPolicy, KeyPolicy
 
     keyless = any(x is not None for x in (identity, identity_regexp, issuer, issuer_regexp))
     if keys:
         if keyless or claims:
             raise InputError("give --key or a keyless identity policy, not both")
-        loaded = []
-        for path in keys:
-            try:
-                loaded.append(load_public_key(path.read_bytes(), source=str(path)))
-            except OSError as e:
-                raise InputError(f"cannot read key {path}: {e.strerror or e}") from None
+        loaded = [load_public_key_file(path) for path in keys]
         return KeyPolicy(tuple(loaded), ", ".join(str(p) for p in keys))
     if (identity and identity_regexp) or (issuer and issuer_regexp):
         raise InputError("give an exact value or a regexp for each of identity and issuer")
@@ -432,9 +432,10 @@ def render_verification(result: Verification) -> str:
         and (result.predicate_type != "https://sigstore.dev/cosign/sign/v1")
         else "signatures"
     )
+    signers = "signer" if result.signers == 1 else "signers"
     lines = [
         f"{result.target}: {mark} ({result.verified} of {len(result.checks)} {what} verify, "
-        f"{result.required} required)",
+        f"by {result.signers} distinct {signers}; {result.required} required)",
         f"  digest: {result.digest}",
     ]
     wanted = ", ".join(
@@ -443,12 +444,16 @@ def render_verification(result: Verification) -> str:
     lines.append(f"  policy: {wanted}")
     if not result.checks:
         lines.append("  no signatures found")
-    for check in result.checks:
+    duplicates = result.duplicates()
+    for i, check in enumerate(result.checks):
         status = "ok  " if check.ok else "FAIL"
         signer = check.signer.describe() if check.signer else "unknown signer"
         logged = ", logged" if check.logged else ""
         lines.append(f"  {status} {check.source} [{check.format}{logged}]")
         lines.append(f"       signer: {signer}")
+        if i in duplicates:
+            earlier = result.checks[duplicates[i]].source
+            lines.append(f"       duplicate: the same signer as {earlier}, counted once")
         if check.subjects:
             lines.append(f"       subject: {', '.join(check.subjects)}")
         if check.predicate_type:

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from wasmctl.errors import InputError, RemoteError, WasmctlError
+from wasmctl.errors import DeniedError, InputError, RemoteError, WasmctlError
 from wasmctl.gate.policy import GatePolicy, KeylessAuthority, Rules, Scan, Signatures
 from wasmctl.gate.targets import Origin, Target, collect
-from wasmctl.oci.artifact import Artifact, ArtifactKind
+from wasmctl.oci.artifact import Artifact, ArtifactKind, LaunchContext
 from wasmctl.oci.reference import LayoutReference, Reference, RegistryReference
 from wasmctl.oci.transfer import RegistryOptions
-from wasmctl.sign.policy import Policy
+from wasmctl.sign.policy import Policy, Signer
 from wasmctl.sign.verifier import TrustSource
 
 SCHEMA = "wasmctl.gate/v1"
@@ -166,16 +166,23 @@ class _Gate:
         self.options = options
         self.trust = trust
         self._scan_policies: dict[Scan, list[Any]] = {}
-        self._done: dict[tuple[str, bool], TargetResult] = {}
+        self._done: dict[tuple[str, bool, LaunchContext | None], TargetResult] = {}
 
     def target(self, target: Target) -> TargetResult:
-        """Gate one target; an image named again (by many manifests) is gated once."""
-        key = (target.reference, target.wasm_runtime)
+        """Gate one target; an image named again (by many manifests, run the same way) is
+        gated once."""
+        launch = _launch(target)
+        key = (target.reference, target.wasm_runtime, launch)
         if key not in self._done:
-            self._done[key] = self._gate(target)
+            self._done[key] = self._gate(target, launch)
         return replace(self._done[key], target=target.reference, origin=target.origin)
 
-    def _gate(self, target: Target) -> TargetResult:
+    def _gate(self, target: Target, launch: LaunchContext | None) -> TargetResult:
+        """Every check on one target. An image is Wasm, and gated, when a runtime would run
+        it as Wasm (its format, platform, layers, entrypoint, crun annotations on the image
+        or the pod: `wasm_evidence`) or its pod asks for a Wasm runtime class; only an image
+        with none of these is an ordinary container, skipped. An image that cannot be read
+        is never ordinary: it is an error (exit 3 for an unreachable registry)."""
         from wasmctl.oci.reference import parse_reference
 
         try:
@@ -191,19 +198,25 @@ class _Gate:
             self._pin_syntax(ref, rules),
         ]
         try:
-            resolved = self._resolve(ref)
+            resolved = self._resolve(ref, launch)
         except WasmctlError as e:
             return self._unresolved(target, shown, override, checks, e)
         if resolved.artifact.kind is ArtifactKind.UNKNOWN:
             return self._not_wasm(target, shown, override, checks, resolved)
         checks[1] = self._pin(ref, rules, resolved)
+        artifact = resolved.artifact
+        resolve_details = {"wasmEvidence": list(artifact.wasm_evidence)}
         checks.append(
             CheckResult(
-                "resolve", Status.PASS, f"{resolved.artifact.kind.value} artifact {resolved.digest}"
+                "resolve",
+                Status.PASS,
+                f"{artifact.kind.value} artifact {resolved.digest}" + _because(artifact),
+                resolve_details if artifact.wasm_evidence else {},
             )
         )
         checks.append(self._format(rules, resolved))
         with self._modules(resolved) as modules:
+            modules = _runnable(resolved, launch, modules)
             checks.append(self._size(rules, modules))
             checks.append(self._scan(rules, modules))
         checks.append(self._signatures(rules, resolved))
@@ -220,14 +233,14 @@ class _Gate:
 
     # -- resolution --------------------------------------------------------------------
 
-    def _resolve(self, ref: Reference) -> _Resolved:
+    def _resolve(self, ref: Reference, launch: LaunchContext | None = None) -> _Resolved:
         from wasmctl.oci.artifact import RepositoryReader, open_artifact, resolve_artifact
         from wasmctl.oci.models import Descriptor
 
         if isinstance(ref, RegistryReference) and self.options.offline:
             ref = self._offline_reference(ref)
         if isinstance(ref, LayoutReference):
-            with open_artifact(ref) as (_, artifact):
+            with open_artifact(ref, launch) as (_, artifact):
                 digest = artifact.descriptor.digest
             pinned = LayoutReference(ref.path, None, digest, ref.archive)
             return _Resolved(pinned, str(ref), digest, artifact)
@@ -237,7 +250,8 @@ class _Gate:
                 ref.repository, ref.digest or ref.tag or "latest"
             )
             reader = RepositoryReader(client, ref.repository)
-            artifact = resolve_artifact(reader, Descriptor(media_type, digest, len(raw)), str(ref))
+            root = Descriptor(media_type, digest, len(raw))
+            artifact = resolve_artifact(reader, root, str(ref), launch)
         pinned_ref = RegistryReference(ref.registry, ref.repository, ref.tag, digest)
         return _Resolved(pinned_ref, str(ref), digest, artifact)
 
@@ -263,7 +277,11 @@ class _Gate:
     ) -> TargetResult:
         from wasmctl.oci.artifact import NoWasmManifestError
 
-        if isinstance(error, NoWasmManifestError) and not target.wasm_runtime:
+        if (
+            isinstance(error, NoWasmManifestError)
+            and not error.evidence
+            and not target.wasm_runtime
+        ):
             return TargetResult(
                 target.reference,
                 target.origin,
@@ -273,7 +291,9 @@ class _Gate:
             )
         remote = isinstance(error, RemoteError)
         status = Status.FAIL if isinstance(error, NoWasmManifestError) else Status.ERROR
-        failed = CheckResult("resolve", status, error.message, remote=remote)
+        evidence = error.evidence if isinstance(error, NoWasmManifestError) else ()
+        details = {"wasmEvidence": list(evidence)} if evidence else {}
+        failed = CheckResult("resolve", status, error.message, details, remote=remote)
         rest = [
             CheckResult(name, Status.SKIP, "not evaluated: the artifact was not resolved")
             for name in ("format", "size", "scan", "signature", "attestation")
@@ -291,7 +311,8 @@ class _Gate:
         checks: list[CheckResult | None],
         resolved: _Resolved,
     ) -> TargetResult:
-        if not target.wasm_runtime:
+        evidence = resolved.artifact.wasm_evidence
+        if not target.wasm_runtime and not evidence:
             return TargetResult(
                 target.reference,
                 target.origin,
@@ -300,7 +321,14 @@ class _Gate:
                 override=override,
                 skipped=_ordinary(target),
             )
-        failed = CheckResult("resolve", Status.FAIL, f"{resolved.digest} is not a Wasm artifact")
+        message = f"{resolved.digest} is not a Wasm artifact"
+        if evidence:
+            message = (
+                f"{resolved.digest} would run as Wasm ({'; '.join(evidence)}), but it is no "
+                "Wasm format wasmctl can check"
+            )
+        details = {"wasmEvidence": list(evidence)} if evidence else {}
+        failed = CheckResult("resolve", Status.FAIL, message, details)
         kept = tuple(c for c in checks if c is not None)
         return TargetResult(
             target.reference,
@@ -314,9 +342,10 @@ class _Gate:
 
     @contextmanager
     def _modules(self, resolved: _Resolved) -> Iterator[list[tuple[str, Path]] | WasmctlError]:
-        """The artifact's module files, fetched once for the size and scan checks."""
+        """The artifact's module files, fetched once for the size and scan checks, from the
+        manifest resolution chose (read again, an index could pick another without the pod's
+        annotations), named by their path in the image (a compat layer) or their title."""
         from wasmctl.oci.artifact import extract_modules, open_artifact
-        from wasmctl.oci.transfer import pull_modules
 
         with tempfile.TemporaryDirectory(prefix="wasmctl-gate-") as work, ExitStack() as stack:
             modules: list[tuple[str, Path]] | WasmctlError
@@ -324,15 +353,36 @@ class _Gate:
                 ref = resolved.reference
                 if isinstance(ref, LayoutReference):
                     # an archive's layout lives in a temporary directory: keep it open
-                    layout, artifact = stack.enter_context(open_artifact(ref))
-                    extracted = extract_modules(layout, artifact, Path(work))
+                    layout, _ = stack.enter_context(open_artifact(ref))
+                    extracted = extract_modules(layout, resolved.artifact, Path(work))
                     modules = [(m.name.rsplit("#", 1)[-1].lstrip("/"), m.path) for m in extracted]
                 else:
-                    files = pull_modules(ref, Path(work), self.options.registry)
-                    modules = [(f.name, f) for f in files]
+                    modules = self._pull(ref, resolved.artifact, Path(work))
             except WasmctlError as e:
                 modules = e
             yield modules
+
+    def _pull(
+        self, ref: RegistryReference, artifact: Artifact, work: Path
+    ) -> list[tuple[str, Path]]:
+        """The module files of the resolved manifest's Wasm layers, each blob verified."""
+        from wasmctl.oci import media_types as mt
+        from wasmctl.oci.artifact import is_wasm_layer, tar_modules
+
+        options = self.options.registry or RegistryOptions()
+        modules: list[tuple[str, Path]] = []
+        with options.client(ref.registry) as client:
+            for i, layer in enumerate(artifact.manifest.layers):
+                if not is_wasm_layer(layer, artifact.kind):
+                    continue
+                blob = work / f"layer{i}"
+                client.fetch_blob(ref.repository, layer, blob)
+                if layer.media_type in mt.RAW_WASM_LAYER_TYPES:
+                    modules.append((layer.annotations.get(mt.ANNOTATION_TITLE) or blob.name, blob))
+                    continue
+                with blob.open("rb", buffering=0) as stream:
+                    modules += tar_modules(stream, work / f"extract{i}", layer)
+        return modules
 
     # -- checks --------------------------------------------------------------------------
 
@@ -446,27 +496,23 @@ class _Gate:
         return CheckResult("scan", Status.PASS, f"{len(modules)} module(s) allowed by {names}")
 
     def _policies(self, signatures: Signatures) -> list[Policy]:
-        from wasmctl.sign.keys import load_public_key
+        from wasmctl.sign.keys import load_public_key_file
         from wasmctl.sign.policy import KeyPolicy
 
         policies: list[Policy] = [_identity(a) for a in signatures.keyless]
         if signatures.keys:
-            keys = []
-            for path in signatures.keys:
-                try:
-                    keys.append(load_public_key(path.read_bytes(), source=str(path)))
-                except OSError as e:
-                    raise InputError(f"cannot read key {path}: {e.strerror or e}") from None
+            keys = [load_public_key_file(path) for path in signatures.keys]
             policies.append(KeyPolicy(tuple(keys), ", ".join(p.name for p in signatures.keys)))
         return policies
 
     def _verified(
         self, resolved: _Resolved, signatures: Signatures, predicate_type: str | None
-    ) -> tuple[set[str], list[str], list[str]]:
-        """Sources that verify under any authority; what was found; problems met."""
+    ) -> tuple[dict[str, Signer], list[str], list[str]]:
+        """Sources that verify under any authority, with their signers; what was found;
+        problems met."""
         from wasmctl.sign.targets import verify_reference
 
-        ok: set[str] = set()
+        ok: dict[str, Signer] = {}
         found: list[str] = []
         problems: list[str] = []
         for policy in self._policies(signatures):
@@ -477,7 +523,9 @@ class _Gate:
                 self.options.registry,
                 predicate_type=predicate_type,
             )
-            ok |= {c.source for c in result.checks if c.ok}
+            for check in result.checks:
+                if check.ok:
+                    ok.setdefault(check.source, check.signer or Signer())
             for check in result.checks:
                 who = check.signer.describe() if check.signer else "unknown signer"
                 line = f"{check.source}: {who}" + (f" ({check.error})" if check.error else "")
@@ -487,6 +535,11 @@ class _Gate:
         return ok, found, problems
 
     def _signatures(self, rules: Rules, resolved: _Resolved) -> CheckResult | None:
+        """Passes when `required` distinct signers verify: copies of one signature (under
+        two referrers, a `.sig` layer twice, a bundle and a legacy layer) and signatures by
+        one key or one keyless identity count once (`distinct_signers`)."""
+        from wasmctl.sign.policy import distinct_signers
+
         signatures = rules.signatures
         if signatures is None:
             return None
@@ -494,23 +547,33 @@ class _Gate:
             ok, found, problems = self._verified(resolved, signatures, None)
         except WasmctlError as e:
             return _error("signature", e)
-        details = {"verified": sorted(ok), "found": found, "required": signatures.required}
+        sources = sorted(ok)
+        numbers = distinct_signers([ok[s] for s in sources])
+        signers = len(set(numbers))
+        first: dict[int, str] = {}
+        duplicates = {}
+        for source, number in zip(sources, numbers, strict=True):
+            if number in first:
+                duplicates[source] = first[number]
+            else:
+                first[number] = source
+        details: dict[str, Any] = {
+            "verified": sources,
+            "signers": signers,
+            "found": found,
+            "required": signatures.required,
+        }
+        if duplicates:
+            details["duplicates"] = duplicates
         if problems:
             details["problems"] = problems
-        if len(ok) >= signatures.required:
-            return CheckResult(
-                "signature",
-                Status.PASS,
-                f"{len(ok)} of {signatures.required} required signature(s) verify",
-                details,
-            )
+        counted = f"{signers} of {signatures.required} required signer(s) verify"
+        if len(ok) > signers:
+            counted += f" ({len(ok)} signatures; copies by one signer count once)"
+        if signers >= signatures.required:
+            return CheckResult("signature", Status.PASS, counted, details)
         what = "; ".join(found) if found else "no signatures found"
-        return CheckResult(
-            "signature",
-            Status.FAIL,
-            f"{len(ok)} of {signatures.required} required signature(s) verify: {what}",
-            details,
-        )
+        return CheckResult("signature", Status.FAIL, f"{counted}: {what}", details)
 
     def _attestations(self, rules: Rules, resolved: _Resolved) -> list[CheckResult]:
         out = []
@@ -566,10 +629,74 @@ def _identity(authority: KeylessAuthority) -> Policy:
 
 
 def _error(check: str, error: WasmctlError) -> CheckResult:
-    return CheckResult(check, Status.ERROR, error.message, remote=isinstance(error, RemoteError))
+    status = Status.FAIL if isinstance(error, _NoModuleError) else Status.ERROR
+    return CheckResult(check, status, error.message, remote=isinstance(error, RemoteError))
 
 
 def _ordinary(target: Target) -> str:
     runtime = target.origin.runtime_class if target.origin else None
     on = f"runtime class {runtime}" if runtime else "the default runtime"
     return f"an ordinary container image on {on}, not Wasm"
+
+
+def _launch(target: Target) -> LaunchContext | None:
+    """How the target's pod asks the runtime to run it: crun's annotations, and the
+    container's command and args (which decide crun's `-smart` values, and which file of a
+    compat image runs). None when the pod adds nothing to the image."""
+    if not target.annotations and target.command is None and target.args is None:
+        return None
+    return LaunchContext(target.annotations, target.command, target.args)
+
+
+def _because(artifact: Artifact) -> str:
+    """The resolve message's note on an image that is Wasm only by how it would be run."""
+    if artifact.kind is not ArtifactKind.COMPAT or not artifact.wasm_evidence:
+        return ""
+    config = artifact.config or {}
+    arch, os_name = str(config.get("architecture", "")), str(config.get("os", ""))
+    if arch.lower().startswith("wasm") and os_name.lower().startswith("wasi"):
+        return ""
+    return f" (labelled {os_name}/{arch}, run as Wasm: {'; '.join(artifact.wasm_evidence)})"
+
+
+def _runnable(
+    resolved: _Resolved,
+    launch: LaunchContext | None,
+    modules: list[tuple[str, Path]] | WasmctlError,
+) -> list[tuple[str, Path]] | WasmctlError:
+    """The modules, when they include what a runtime would run; else a denial.
+
+    An image that runs as Wasm but holds no module wasmctl can read, or whose compat
+    entrypoint (args[0]) is not one of the modules found (a file not named `*.wasm`, a
+    link), is refused: what would run was not scanned."""
+    from wasmctl.oci import media_types as mt
+    from wasmctl.oci.artifact import entrypoint_path
+
+    if isinstance(modules, WasmctlError):
+        return modules
+    artifact = resolved.artifact
+    if artifact.kind is ArtifactKind.WASMCLOUD_PROVIDER:
+        return modules  # a provider archive holds native code, not a module to scan
+    if not modules:
+        why = "; ".join(artifact.wasm_evidence) or artifact.kind.value
+        return _NoModuleError(
+            f"{resolved.digest}: no Wasm module found in its layers, though it would run "
+            f"as Wasm ({why})"
+        )
+    raw_layers = any(
+        layer.media_type in mt.RAW_WASM_LAYER_TYPES for layer in artifact.manifest.layers
+    )
+    if artifact.kind is ArtifactKind.COMPAT and not raw_layers:
+        # runwasi runs Wasm layers where there are some; else a runtime runs args[0]
+        entry = entrypoint_path(artifact.config, launch)
+        if entry is not None and entry not in {name.lstrip("/") for name, _ in modules}:
+            found = ", ".join(name for name, _ in modules)
+            return _NoModuleError(
+                f"{resolved.digest}: the entrypoint /{entry}, which a runtime would run as "
+                f"Wasm, is not among the modules found in its layers ({found})"
+            )
+    return modules
+
+
+class _NoModuleError(DeniedError):
+    """What a runtime would run is not a module the gate could check (a denial)."""

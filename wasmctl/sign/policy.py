@@ -12,8 +12,9 @@ matches only that string, where cosign (Go `MatchString`) would also accept
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ from cryptography import x509
 from cryptography.x509.oid import ObjectIdentifier
 
 from wasmctl.errors import InputError
-from wasmctl.sign.keys import PublicKey, key_hint
+from wasmctl.sign.keys import PublicKey, key_hint, spki_der
 
 _FULCIO = "1.3.6.1.4.1.57264.1."
 OIDC_ISSUER_V1 = ObjectIdentifier(_FULCIO + "1")
@@ -52,6 +53,7 @@ class Signer:
     issuer: str | None = None
     claims: Mapping[str, str] = field(default_factory=dict)
     key_hint: str | None = None
+    key_id: str | None = None  # sha256 of the SPKI DER of the key that verified
 
     @property
     def keyless(self) -> bool:
@@ -94,7 +96,47 @@ def certificate_signer(certificate: x509.Certificate) -> Signer:
 
 
 def key_signer(public_key: PublicKey) -> Signer:
-    return Signer(key_hint=key_hint(public_key))
+    """The signer of a signature that verified with `public_key`."""
+    key_id = "sha256:" + hashlib.sha256(spki_der(public_key)).hexdigest()
+    return Signer(key_hint=key_hint(public_key), key_id=key_id)
+
+
+def distinct_signers(signers: Sequence[Signer]) -> list[int]:
+    """For each signer, the number of the distinct signer it is (0, 1, ... in order of
+    first appearance), so that `required` counts who signed, not how many copies were stored.
+
+    One key is one signer, however many signatures it made and wherever they are stored (a
+    bundle pushed as two referrers, a `.sig` layer listed twice, a bundle and the same
+    signature as a legacy layer): keys are compared by the digest of their SPKI DER. A keyless
+    signer is an identity at an issuer: two certificates for the same identity (one per
+    signing, as Fulcio issues them) are one signer, and certificates sharing any identity
+    under the same issuer are joined, so extra SAN entries cannot split one signer in two.
+    """
+    parent = list(range(len(signers)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[tuple[str, ...], int] = {}
+    for i, signer in enumerate(signers):
+        for name in _signer_names(signer):
+            j = first.setdefault(name, i)
+            parent[root(i)] = root(j)
+    numbers: dict[int, int] = {}
+    return [numbers.setdefault(root(i), len(numbers)) for i in range(len(signers))]
+
+
+def _signer_names(signer: Signer) -> list[tuple[str, ...]]:
+    """The names by which two signers are recognised as the same one."""
+    if not signer.keyless:
+        return [("key", signer.key_id or f"hint:{signer.key_hint}")]
+    issuer = signer.issuer or ""
+    if not signer.identities:
+        return [("identity", issuer, "")]
+    return [("identity", issuer, identity) for identity in signer.identities]
 
 
 def _v1(extensions: Mapping[str, Any], oid: str) -> str | None:

@@ -2,7 +2,9 @@
 
 A file's signature is a bundle beside it (`FILE.sigstore.json`, as `cosign sign-blob
 --bundle`); an artifact's is a referrer of its manifest. Verification collects every
-signature found, checks each one, and passes when at least `required` verify: one trusted
+signature found, checks each one, and passes when signatures by at least `required`
+distinct signers verify (keys by their SPKI digest, keyless signers by identity and issuer:
+copies of one signature, or many signatures by one key, are one signer). One trusted
 signature is enough by default, whatever else is stored beside it.
 """
 
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wasmctl._files import read_limited
+from wasmctl._files import open_regular, read_limited
 from wasmctl.errors import InputError
 from wasmctl.oci.models import Descriptor
 from wasmctl.oci.reference import Reference, RegistryReference
@@ -27,7 +29,7 @@ from wasmctl.sign.bundle import (
     statement_for,
 )
 from wasmctl.sign.legacy import DSSE_LAYER, verify_attestation_layer, verify_simple_signing
-from wasmctl.sign.policy import Policy
+from wasmctl.sign.policy import Policy, Signer, distinct_signers
 from wasmctl.sign.signer import SigningBackend
 from wasmctl.sign.storage import (
     ArtifactStore,
@@ -56,13 +58,42 @@ class Verification:
 
     @property
     def verified(self) -> int:
+        """Signatures that verify (copies by one signer each count here)."""
         return sum(1 for c in self.checks if c.ok)
 
     @property
+    def signers(self) -> int:
+        """Distinct signers among the signatures that verify: what `required` counts."""
+        return len(set(self._numbers()))
+
+    def _numbers(self) -> list[int]:
+        verified = [c for c in self.checks if c.ok]
+        return distinct_signers([c.signer or Signer() for c in verified])
+
+    def duplicates(self) -> dict[int, int]:
+        """Index of each verified check whose signer an earlier verified check already
+        counted, mapped to the index of that earlier check."""
+        indexes = [i for i, c in enumerate(self.checks) if c.ok]
+        first: dict[int, int] = {}
+        out = {}
+        for index, number in zip(indexes, self._numbers(), strict=True):
+            if number in first:
+                out[index] = first[number]
+            else:
+                first[number] = index
+        return out
+
+    @property
     def passed(self) -> bool:
-        return self.verified >= self.required
+        return self.signers >= self.required
 
     def to_json(self) -> dict[str, Any]:
+        duplicates = self.duplicates()
+        signatures = []
+        for i, check in enumerate(self.checks):
+            entry = check.to_json()
+            entry["duplicateOf"] = self.checks[duplicates[i]].source if i in duplicates else None
+            signatures.append(entry)
         return {
             "schema": SCHEMA,
             "target": self.target,
@@ -70,9 +101,10 @@ class Verification:
             "passed": self.passed,
             "required": self.required,
             "verified": self.verified,
+            "signers": self.signers,
             "predicateType": self.predicate_type,
             "policy": self.policy,
-            "signatures": [c.to_json() for c in self.checks],
+            "signatures": signatures,
             "problems": list(self.problems),
         }
 
@@ -80,7 +112,7 @@ class Verification:
 def file_digest(path: Path) -> str:
     """`sha256:<hex>` of a file, read in chunks."""
     try:
-        with path.open("rb") as f:
+        with open_regular(path, "file") as f:
             return "sha256:" + hashlib.file_digest(f, "sha256").hexdigest()
     except OSError as e:
         raise InputError(f"cannot read {path}: {e.strerror or e}") from None
