@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -85,12 +86,27 @@ def markdown(report: GateReport) -> str:
                 if c.status in (Status.FAIL, Status.ERROR)]  # fmt: skip
     if problems:
         out += ["", "### What failed", ""]
-        out += [f"- `{_md(t.target)}` **{c.check}**: {_md(c.message)}" for t, c in problems]
+        out += [
+            f"- `{_md(t.target)}` **{_md_text(c.check)}**: {_md_text(c.message)}"
+            for t, c in problems
+        ]
     return "\n".join(out) + "\n"
 
 
 def _md(text: str) -> str:
+    """Text for a Markdown code span: printable, no backtick to end the span early, and
+    `|` escaped (GFM splits table rows before it sees code spans)."""
     return printable(text).replace("|", "\\|").replace("`", "'")
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")
+
+
+def _md_text(text: str) -> str:
+    """Untrusted text (messages naming imports, files, identities) as literal Markdown:
+    every ASCII punctuation character is backslash-escaped (CommonMark §2.4), so nothing an
+    artifact says becomes a link, an image, a mention, an autolink, HTML or emphasis."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", printable(text))
 
 
 def sarif(report: GateReport) -> dict[str, Any]:
