@@ -202,6 +202,9 @@ def tag_cmd(
     typer.echo(descriptor.digest)
 
 
+MAX_PASSWORD = 64 << 10  # tokens are JWTs of a few KiB; nothing real comes near this
+
+
 def login(
     registry: Annotated[str, typer.Argument(help="The registry host[:port].", metavar="REGISTRY")],
     username: Annotated[str, typer.Option("--username", "-u", help="User name.")],
@@ -222,7 +225,11 @@ def login(
     from wasmctl.oci.registry import RegistryClient
 
     if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
+        # one line, bounded: `< /dev/zero` must not grow memory until the kernel steps in
+        line = sys.stdin.readline(MAX_PASSWORD + 1)
+        if len(line.rstrip("\r\n")) > MAX_PASSWORD:
+            raise InputError(f"the password on stdin is longer than {MAX_PASSWORD} characters")
+        password = line.rstrip("\r\n")
     elif sys.stdin.isatty():
         password = typer.prompt("Password", hide_input=True)
     else:
