@@ -17,7 +17,6 @@ import dataclasses
 import enum
 import hashlib
 import io
-import os
 import re
 import tarfile
 import tempfile
@@ -27,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from wasmctl._epoch import rfc3339, source_date_epoch
 from wasmctl.errors import InputError, WasmParseError
 from wasmctl.oci import media_types as mt
 from wasmctl.oci.layout import LayoutWriter, layout_for_writing
@@ -97,18 +97,8 @@ class BuildResult:
 
 def created_from_environment(environ: Mapping[str, str] | None = None) -> tuple[str, int]:
     """`created` (RFC 3339) and its epoch seconds, from SOURCE_DATE_EPOCH or the epoch."""
-    env = os.environ if environ is None else environ
-    raw = env.get("SOURCE_DATE_EPOCH", "").strip()
-    if not raw:
-        return "1970-01-01T00:00:00Z", 0
-    if not raw.isdigit():
-        raise InputError(f"SOURCE_DATE_EPOCH must be a number of seconds, not {raw!r}")
-    epoch = int(raw)
-    try:
-        stamp = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    except (OverflowError, OSError, ValueError):
-        raise InputError(f"SOURCE_DATE_EPOCH is out of range: {raw}") from None
-    return stamp, epoch
+    when = source_date_epoch(environ) or datetime.fromtimestamp(0, UTC)
+    return rfc3339(when), int(when.timestamp())
 
 
 def build_artifact(

@@ -4,13 +4,12 @@ artifact as a referrer or signed into an in-toto attestation."""
 from __future__ import annotations
 
 import enum
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wasmctl.errors import InputError
+from wasmctl._epoch import rfc3339, source_date_epoch
 
 if TYPE_CHECKING:
     from wasmctl.oci.models import Descriptor
@@ -59,10 +58,7 @@ class Sbom:
 
 def creation_time() -> datetime:
     """`SOURCE_DATE_EPOCH`, else the epoch: the same input gives the same bytes (as `build`)."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    if epoch and not epoch.isdigit():
-        raise InputError(f"SOURCE_DATE_EPOCH must be a whole number of seconds, not {epoch!r}")
-    return datetime.fromtimestamp(int(epoch or 0), UTC)
+    return source_date_epoch() or datetime.fromtimestamp(0, UTC)
 
 
 def render(subject: Subject, fmt: SbomFormat) -> Sbom:
@@ -134,4 +130,4 @@ def attest(
 
 
 def _created() -> str:
-    return creation_time().strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(creation_time())

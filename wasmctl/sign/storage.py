@@ -16,7 +16,6 @@ PR #16754): each candidate manifest is read and judged by its own layers.
 from __future__ import annotations
 
 import contextlib
-import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
+from wasmctl._epoch import rfc3339, source_date_epoch
 from wasmctl.oci import media_types as mt
 from wasmctl.oci.layout import (
     LayoutError,
@@ -195,9 +195,7 @@ def bundle_referrer(
 
 def _created() -> str:
     """Now, or `SOURCE_DATE_EPOCH` for a reproducible signature manifest."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    when = datetime.fromtimestamp(int(epoch), UTC) if epoch.isdigit() else datetime.now(UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(source_date_epoch() or datetime.now(UTC))
 
 
 # -- reading --------------------------------------------------------------------------------
