@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from wasmctl import _json
+from wasmctl._files import read_limited
 from wasmctl.errors import InputError, RemoteError
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
@@ -38,6 +39,7 @@ DEFAULT_TOKEN_LIFETIME = 60  # seconds, when the token endpoint does not say (to
 MAX_TOKEN_LIFETIME = 3600  # a longer `expires_in` is believed for an hour
 MAX_CHALLENGE_LENGTH = 8192  # a real WWW-Authenticate is well under 1 KiB
 MAX_HELPER_OUTPUT = 1 << 20
+MAX_CONFIG_BYTES = 4 << 20  # a docker config.json with many registries is a few KiB
 
 
 class AuthError(RemoteError):
@@ -75,12 +77,9 @@ def config_path() -> Path:
 
 
 def _read_config(path: Path) -> dict[str, Any]:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+    if not path.exists() and not path.is_symlink():
         return {}
-    except OSError as e:
-        raise InputError(f"cannot read credentials file {path}: {e.strerror}") from None
+    raw = read_limited(path, MAX_CONFIG_BYTES, "credentials file")
     data = _json.loads(raw, f"credentials file {path}", InputError)
     if not isinstance(data, dict):
         raise InputError(f"credentials file {path} is not a JSON object")
