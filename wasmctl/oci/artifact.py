@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Protocol
 
+from wasmctl._files import open_regular
 from wasmctl.errors import InputError
 from wasmctl.oci import media_types as mt
 from wasmctl.oci.bounded_tar import InflateLimits, open_bounded_tar
@@ -481,7 +482,7 @@ def extract_modules(layout: OCILayout, artifact: Artifact, workdir: Path) -> lis
             path = layout.verify_blob(layer)
             out.append(ExtractedModule(f"{artifact.reference}#{label}", path, layer))
             continue
-        with layout.blob_path(layer.digest).open("rb") as blob:
+        with open_regular(layout.blob_path(layer.digest), "layer blob", LayoutError) as blob:
             # the size bounds what the layer may inflate to: it must be the blob's, up front
             if os.fstat(blob.fileno()).st_size != layer.size:
                 raise LayoutError(f"layer {layer.digest} does not match its digest or size")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from wasmctl._files import open_regular
 from wasmctl.errors import InputError
 from wasmctl.oci.bounded_tar import BoundedTar, InflateLimits, open_bounded_tar
 
@@ -45,9 +46,9 @@ class OpaBundle:
 def is_gzip(path: Path) -> bool:
     """True when the file starts with the gzip magic number."""
     try:
-        with path.open("rb") as f:
+        with open_regular(path, "bundle") as f:
             return f.read(2) == b"\x1f\x8b"
-    except OSError:
+    except (OSError, InputError):
         return False
 
 
@@ -63,7 +64,7 @@ def read_bundle(bundle: Path, workdir: Path) -> OpaBundle:
     staging = workdir / ".bundle"
     staging.mkdir(parents=True, exist_ok=True)
     try:
-        with bundle.open("rb") as f:
+        with open_regular(bundle, "OPA bundle", BundleError) as f:
             limits = InflateLimits.for_compressed(os.fstat(f.fileno()).st_size, members=MAX_MEMBERS)
             what = "OPA bundle (tar.gz)"
             with open_bounded_tar(f, "gz", limits, str(bundle), BundleError, what) as tar:
