@@ -74,6 +74,7 @@ class LyingRegistry(LoopbackService):
         self.trickle_limit = trickle_limit
         self._seen: list[Seen] = []
         self._lock = threading.Lock()
+        self.trickled = 0  # bytes of trickled answers written so far
 
     @property
     def seen(self) -> list[Seen]:
@@ -144,6 +145,8 @@ class LyingRegistry(LoopbackService):
                         return
                     self.wfile.write(data[i : i + 1])
                     self.wfile.flush()
+                    with server._lock:
+                        server.trickled += 1
                     time.sleep(pause)
 
         return Handler

@@ -286,6 +286,10 @@ def test_trickled_headers_run_into_the_deadline(registry: LyingRegistry) -> None
     c = impatient(registry)
     with c, pytest.raises(RegistryError, match="deadline"):
         c.get_manifest("r", "v1")
+    # Cut off by the sockets while the status line trickled in (about 1 s: 5 of its bytes),
+    # not after the whole head: the error would say "deadline" then too, so what shows that
+    # the sockets held it is how little the server got to send.
+    assert registry.trickled < len("HTTP/1.1 200 Scripted\r\n"), registry.trickled
 
 
 def test_a_trickled_blob_falls_below_the_minimum_rate(

@@ -21,7 +21,8 @@ What it does, and why (shared/reference/oci-formats.md §4):
   read into memory is bounded, and a size that does not match the bytes is an error.
 
 The client takes an `httpx.Client` (the one I/O seam): tests hand it a real one pointed at a
-local registry, or a respx-routed one for what cannot run here.
+local registry, or a respx-routed one for what cannot run here. The one it makes for itself
+sends through `DeadlineTransport`, whose sockets keep the deadline byte by byte.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.request import getproxies
 
 import httpcore
 import httpx
@@ -276,35 +278,145 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
-def install_deadlines(client: httpx.Client) -> bool:
-    """Make the sockets of `client`'s own transports (proxies included) honour the deadline
-    of the exchange in progress; True when every transport took it.
+# httpcore's errors as httpx's (the client catches `httpx.TransportError`), most specific
+# first: `_as_httpx` walks an error's class hierarchy, so a subclass finds its nearest kin.
+_HTTPX_ERRORS: dict[type[Exception], type[httpx.TransportError]] = {
+    httpcore.ConnectTimeout: httpx.ConnectTimeout,
+    httpcore.ReadTimeout: httpx.ReadTimeout,
+    httpcore.WriteTimeout: httpx.WriteTimeout,
+    httpcore.PoolTimeout: httpx.PoolTimeout,
+    httpcore.TimeoutException: httpx.TimeoutException,
+    httpcore.ConnectError: httpx.ConnectError,
+    httpcore.ReadError: httpx.ReadError,
+    httpcore.WriteError: httpx.WriteError,
+    httpcore.NetworkError: httpx.NetworkError,
+    httpcore.RemoteProtocolError: httpx.RemoteProtocolError,
+    httpcore.LocalProtocolError: httpx.LocalProtocolError,
+    httpcore.ProtocolError: httpx.ProtocolError,
+    httpcore.ProxyError: httpx.ProxyError,
+    httpcore.UnsupportedProtocol: httpx.UnsupportedProtocol,
+}
+_HTTPCORE_ERRORS = tuple(_HTTPX_ERRORS)
 
-    httpx has no public hook for this: its transports build their httpcore pool themselves.
-    The pool's backend is reached through private attributes, checked here step by step; if
-    an httpx release moves them, the deadline still holds between body chunks (and a unit
-    test says so), but no longer while a status line or headers trickle in.
+
+def _as_httpx(error: Exception) -> httpx.TransportError:
+    kind = next(_HTTPX_ERRORS[k] for k in type(error).__mro__ if k in _HTTPX_ERRORS)
+    return kind(str(error))
+
+
+class _ResponseBody(httpx.SyncByteStream):
+    """An httpcore response's body as httpx's: the pieces as they come, errors translated."""
+
+    def __init__(self, response: httpcore.Response) -> None:
+        if not isinstance(response.stream, Iterable):
+            raise TypeError("a synchronous pool answered with an asynchronous body")
+        self._response = response
+        self._pieces: Iterable[bytes] = response.stream
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._pieces
+        except _HTTPCORE_ERRORS as e:
+            raise _as_httpx(e) from e
+
+    def close(self) -> None:
+        self._response.close()
+
+
+class DeadlineTransport(httpx.BaseTransport):
+    """httpx's default transport, less its options, on sockets that honour the deadline of
+    the exchange in progress (`_DeadlineStream`): a status line or headers trickled a byte
+    at a time are cut off too, where no code of ours runs between bytes.
+
+    HTTP/1.1 only, no retries, httpx's default pool limits; `ssl_context` verifies https.
+    Timeouts come with each request: `httpx.Client` puts its `timeout` into every request's
+    extensions, and they are handed to httpcore as they are. `network_backend` is for
+    tests (a scripted socket); it is wrapped like the real one.
     """
-    transports = [getattr(client, "_transport", None)]
-    transports += list((getattr(client, "_mounts", None) or {}).values())
-    installed = True
-    for transport in transports:
-        if transport is None:
-            continue
-        pool = getattr(transport, "_pool", None)
-        backend = getattr(pool, "_network_backend", None)
-        if isinstance(backend, _DeadlineBackend):
-            continue
-        if not isinstance(backend, httpcore.NetworkBackend):
-            installed = False
-            continue
-        pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
-    return installed
+
+    def __init__(
+        self,
+        ssl_context: ssl.SSLContext,
+        *,
+        network_backend: httpcore.NetworkBackend | None = None,
+    ) -> None:
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=100,
+            max_keepalive_connections=20,
+            keepalive_expiry=5.0,
+            http1=True,
+            http2=False,
+            retries=0,
+            network_backend=_DeadlineBackend(network_backend or httpcore.SyncBackend()),
+        )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if not isinstance(request.stream, httpx.SyncByteStream):
+            raise TypeError("DeadlineTransport sends synchronous request bodies only")
+        url = request.url
+        try:
+            response = self._pool.handle_request(
+                httpcore.Request(
+                    method=request.method,
+                    url=httpcore.URL(
+                        scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
+                    ),
+                    headers=request.headers.raw,
+                    content=request.stream,
+                    extensions=request.extensions,
+                )
+            )
+        except _HTTPCORE_ERRORS as e:
+            raise _as_httpx(e) from e
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_ResponseBody(response),
+            extensions=response.extensions,
+        )
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def _proxied() -> bool:
+    """Whether the environment names a proxy that `httpx.Client(trust_env=True)` would use
+    (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY; it reads them with `getproxies` too)."""
+    proxies = getproxies()
+    return any(proxies.get(scheme) for scheme in ("http", "https", "all"))
+
+
+def _http_client(ca_file: Path | None, timeout: httpx.Timeout) -> httpx.Client:
+    """The client a `RegistryClient` makes for itself: on a `DeadlineTransport`, unless a
+    proxy is configured.
+
+    With a proxy, httpx's own transports take over (they read the proxy variables, NO_PROXY
+    included, and speak to HTTP and SOCKS proxies); `DeadlineTransport` does not repeat all
+    that. The deadline then holds between body pieces (`_GuardedStream`) and the per-read
+    timeout still bounds each wait, but a status line or headers trickled through the proxy
+    are not cut off at the deadline.
+    """
+    verify: ssl.SSLContext | bool = (
+        ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
+    )
+    # httpx's own context for `verify=True` (SSL_CERT_FILE, SSL_CERT_DIR, else certifi).
+    ssl_context = httpx.create_ssl_context(verify=verify)
+    transport = None if _proxied() else DeadlineTransport(ssl_context)
+    # Redirects are followed by `RegistryClient._send`, never by httpx: which hop may carry
+    # credentials is this client's decision.
+    return httpx.Client(
+        verify=ssl_context,
+        transport=transport,
+        timeout=timeout,
+        follow_redirects=False,
+        headers={"User-Agent": USER_AGENT},
+    )
 
 
 class _GuardedStream(httpx.SyncByteStream):
     """A response body that counts what it moves and stops at the deadline (for transports
-    without `_DeadlineBackend`, e.g. a test's, this is the only check)."""
+    other than `DeadlineTransport`, e.g. a test's or a proxy's, this is the only check)."""
 
     def __init__(
         self,
@@ -390,15 +502,7 @@ class RegistryClient:
         self.origin = _origin(self.base)
         self.timeouts = timeouts or TimeoutPolicy.from_env()
         if http is None:
-            # Redirects are followed by `_send`, never by httpx: which hop may carry
-            # credentials is this client's decision (see `_send`).
-            http = httpx.Client(
-                verify=ssl.create_default_context(cafile=str(ca_file)) if ca_file else True,
-                timeout=self.timeouts.httpx_timeout(),
-                follow_redirects=False,
-                headers={"User-Agent": USER_AGENT},
-            )
-            install_deadlines(http)
+            http = _http_client(ca_file, self.timeouts.httpx_timeout())
             self._own_http = True
         else:
             self._own_http = False

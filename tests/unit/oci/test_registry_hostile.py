@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpcore
 import httpx
 import pytest
 
@@ -29,11 +30,11 @@ from wasmctl.oci.auth import (
 )
 from wasmctl.oci.models import Descriptor, sha256_digest
 from wasmctl.oci.registry import (
+    DeadlineTransport,
     RegistryClient,
     RegistryError,
     RetryPolicy,
     TimeoutPolicy,
-    install_deadlines,
 )
 
 REG = "reg.example"
@@ -258,14 +259,78 @@ def test_the_deadline_holds_on_any_transport() -> None:
         c.get_manifest("r", "v1")
 
 
-def test_the_deadline_reaches_the_sockets_of_the_clients_own_transports() -> None:
-    with httpx.Client(proxy=None) as http:
-        assert install_deadlines(http)
-        assert install_deadlines(http)  # idempotent
-    c = RegistryClient(REG, use_config=False)
-    backend = c.http._transport._pool._network_backend  # type: ignore[attr-defined]
-    assert isinstance(backend, registry_module._DeadlineBackend)
-    c.close()
+class TrickledSocket(httpcore.NetworkBackend, httpcore.NetworkStream):
+    """A connection whose peer sends `answer` a byte per `pause` seconds, status line first;
+    a read whose timeout is shorter than the pause times out, as a socket's would."""
+
+    def __init__(self, answer: bytes, pause: float) -> None:
+        self.answer, self.pause, self.sent = answer, pause, 0
+
+    def connect_tcp(self, *args: object, **kwargs: object) -> httpcore.NetworkStream:
+        return self
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        if timeout is not None and timeout < self.pause:
+            time.sleep(timeout)
+            raise httpcore.ReadTimeout("timed out")
+        time.sleep(self.pause)
+        self.sent += 1
+        return self.answer[self.sent - 1 : self.sent]
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+def test_a_trickled_status_line_is_cut_off_at_the_deadline() -> None:
+    # Between the bytes of a status line no code of ours runs: only the sockets can stop it.
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(MANIFEST), MANIFEST)
+    socket = TrickledSocket(answer, pause=0.05)
+    transport = DeadlineTransport(httpx.create_ssl_context(), network_backend=socket)
+    with httpx.Client(transport=transport) as http:
+        c = RegistryClient(REG, http=http, plain_http=True, use_config=False,
+                           timeouts=TimeoutPolicy(request=0.3), sleep=lambda s: None)  # fmt: skip
+        with pytest.raises(RegistryError, match="deadline"):
+            c.get_manifest("r", "v1")
+    assert socket.sent < len(b"HTTP/1.1 200 OK\r\n")
+
+
+@pytest.mark.usefixtures("no_proxy")
+def test_the_client_made_here_sends_through_the_deadline_transport(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent: list[httpx.Request] = []
+
+    def handle_request(self: DeadlineTransport, request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, content=MANIFEST)
+
+    monkeypatch.setattr(DeadlineTransport, "handle_request", handle_request)
+    with RegistryClient(REG, use_config=False, timeouts=TimeoutPolicy(request=7)) as c:
+        assert c.get_manifest("r", "v1")[0] == MANIFEST
+    assert [str(r.url) for r in sent] == [f"https://{REG}/v2/r/manifests/v1"]
+    assert sent[0].extensions["timeout"]["read"] == 7  # the client's timeouts reach httpcore
+
+
+@pytest.mark.usefixtures("no_proxy")
+def test_with_a_proxy_configured_httpx_transports_take_over(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent: list[httpx.Request] = []
+    monkeypatch.setattr(DeadlineTransport, "handle_request", lambda self, r: sent.append(r))
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # discard: nothing listens
+    with RegistryClient(REG, use_config=False) as c, pytest.raises(RegistryError, match="Connect"):
+        c.ping()
+    assert sent == []
 
 
 def test_timeouts_come_from_the_environment() -> None:
