@@ -10,7 +10,6 @@ that climb out with `..` are refused, and every size is capped.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tarfile
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from wasmctl import _json
 from wasmctl._files import open_regular
 from wasmctl.errors import InputError
 from wasmctl.oci.bounded_tar import BoundedTar, InflateLimits, open_bounded_tar
@@ -149,10 +149,7 @@ def _module_name(manifest: dict[str, Any], files: Mapping[str, Path], bundle: Pa
 
 
 def _json_object(raw: bytes, name: str, bundle: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(raw)
-    except ValueError as e:
-        raise BundleError(f"{bundle}: {name} is not JSON: {e}") from None
+    data = _json.loads(raw, f"{bundle}: {name}", BundleError)
     if not isinstance(data, dict):
         raise BundleError(f"{bundle}: {name} must be a JSON object")
     return data

@@ -96,6 +96,10 @@ def test_empty_data_gives_no_warning(tmp_path: Path, policy_wasm: bytes) -> None
         ({"/data.json": b"{}"}, "no policy.wasm"),
         ({"/.manifest": b"[1, 2]", "/policy.wasm": b"\0asm\1\0\0\0"}, "must be a JSON object"),
         (
+            {"/.manifest": b"[" * 100_000 + b"]" * 100_000, "/policy.wasm": b"\0asm\1\0\0\0"},
+            "nested deeper",
+        ),
+        (
             {
                 "/.manifest": json.dumps(
                     {"wasm": [{"module": "/a.wasm"}, {"module": "/b.wasm"}]}
