@@ -5,8 +5,10 @@ from __future__ import annotations
 import enum
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from wasmctl._files import replace_atomically
 from wasmctl.errors import InputError
@@ -59,26 +61,35 @@ def terminal_width() -> int:
     return 100
 
 
-def write_output(text: str, output: Path | None) -> None:
-    """Write `text` to stdout (`None` or `-`) or to a file, atomically.
+def write_output(text: str | Iterable[str], output: Path | None) -> None:
+    """Write `text` (a string, or chunks as a report makes them) to stdout (`None` or `-`)
+    or to a file, atomically.
 
-    The file is written beside its destination under a temporary name and renamed into
-    place, so a failed run never leaves a partial file. It follows the umask, as a file
-    made by the shell's `>` would.
+    Chunks are written as they come, so a large report never sits in memory whole. A file
+    is written beside its destination under a temporary name and renamed into place, so a
+    failed run never leaves a partial file. It follows the umask, as a file made by the
+    shell's `>` would.
     """
+    chunks = (text,) if isinstance(text, str) else text
     if output is None or str(output) == "-":
-        sys.stdout.write(text)
+        for chunk in chunks:
+            sys.stdout.write(chunk)
         sys.stdout.flush()
         return
     if output.exists() and not output.is_file() and not output.is_dir():
         # /dev/null, a FIFO, /dev/stdout: written as they are, never replaced by a rename
         try:
             with output.open("w", encoding="utf-8") as f:
-                f.write(text)
+                f.writelines(chunks)
         except OSError as e:
             raise InputError(f"cannot write {output}: {e.strerror or e}") from None
         return
-    replace_atomically(output, text.encode("utf-8"))
+
+    def write(f: BinaryIO) -> None:
+        for chunk in chunks:
+            f.write(chunk.encode("utf-8"))
+
+    replace_atomically(output, write)
 
 
 def info(message: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -48,8 +49,6 @@ def inspect(
     its format (wasm, compat, wasm-to-oci, spin, wasmcloud-legacy ...), manifest, config and
     layers.
     """
-    import json
-
     from wasmctl.inspect import describe_file, table
     from wasmctl.oci.reference import looks_like_reference
 
@@ -63,7 +62,15 @@ def inspect(
         info = describe_file(target)
         render = table.render_module_table
     if fmt is TableOrJson.JSON:
-        text = json.dumps(info, indent=2, ensure_ascii=False) + "\n"
+        from wasmctl._render import iter_json
+
+        # Written as it is encoded: 200,000 imports are 22 MB of JSON.
+        write_output(_lines(iter_json(info)), output)
     else:
         text = render(info, color=use_color() and output is None, width=terminal_width())
-    write_output(text, output)
+        write_output(text, output)
+
+
+def _lines(chunks: Iterator[str]) -> Iterator[str]:
+    yield from chunks
+    yield "\n"

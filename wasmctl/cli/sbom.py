@@ -83,13 +83,16 @@ def sbom(
     gives the same bytes (timestamps from SOURCE_DATE_EPOCH).
     """
     from wasmctl.errors import InputError
-    from wasmctl.oci.reference import RegistryReference, parse_reference
+    from wasmctl.oci.reference import RegistryReference, parse_destination, parse_reference
     from wasmctl.sbom import SbomFormat, sbom_for_file, sbom_for_reference
     from wasmctl.sbom import attach as attach_sbom
     from wasmctl.sbom import attest as attest_sbom
 
     if (key or identity_token or trust_config) and attest is None:
         raise InputError("--key, --identity-token and --trust-config are for --attest")
+    # both write a referrer: a bare name is refused before any work is done
+    attach_ref = parse_destination(attach) if attach is not None else None
+    attest_ref = parse_destination(attest) if attest is not None else None
     remote = any(
         isinstance(parse_reference(r), RegistryReference)
         for r in (target, attach, attest)
@@ -102,11 +105,11 @@ def sbom(
     else:
         result = sbom_for_reference(parse_reference(target), chosen, options)
     write_output(result.text, output)
-    if attach is not None:
-        stored = attach_sbom(result, parse_reference(attach), options)
+    if attach_ref is not None:
+        stored = attach_sbom(result, attach_ref, options)
         info(f"SBOM attached to {attach} as referrer {stored.digest}")
-    if attest is not None:
+    if attest_ref is not None:
         with signing_backend(key, identity_token, trust_config) as backend:
-            signed = attest_sbom(result, parse_reference(attest), backend, options)
+            signed = attest_sbom(result, attest_ref, backend, options)
         info(f"SBOM attested for {attest} ({signed.subject.digest}) as referrer "
              f"{signed.referrer.digest}")  # fmt: skip

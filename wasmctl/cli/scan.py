@@ -76,7 +76,7 @@ def scan(
     listed by capability and unknown ones warned about.
     """
     from wasmctl.scan import AUDIT, Verdict, load_policy_file, load_preset, scan_paths
-    from wasmctl.scan.report import ReportFormat, render
+    from wasmctl.scan.report import ReportFormat, render_chunks
 
     policies = [load_preset(name) for name in preset or ()]
     policies += [load_policy_file(p) for p in policy or ()]
@@ -91,13 +91,13 @@ def scan(
     )
     options = registry_options(plain_http, ca_file) if remote else None
     report = scan_paths(targets, policies, options)
-    text = render(
+    chunks = render_chunks(
         report,
         ReportFormat(fmt.value),
         color=use_color() and output is None,
         width=terminal_width(),
     )
-    write_output(text, output)
+    write_output(chunks, output)
     if output is not None:
         info(f"{report.verdict}: report written to {output}")
     if report.verdict is Verdict.DENY:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
@@ -9,7 +10,12 @@ from rich.table import Table
 from rich.text import Text
 
 from wasmctl._console import string_console
+from wasmctl._render import aligned_lines
 from wasmctl._text import printable
+
+# Beyond this many rows a list is written as plain aligned columns: rich measures and lays
+# out every cell first (200,000 imports took two minutes and 600 MB).
+RICH_ROW_LIMIT = 2_000
 
 
 def render_module_table(info: dict[str, Any], *, color: bool = False, width: int = 100) -> str:
@@ -32,29 +38,36 @@ def _unit(console: Console, info: dict[str, Any], root: str, path: str) -> None:
         _field(console, "features", " ".join(info["target_features"]))
     if info.get("start") is not None:
         _field(console, "start", f"func {info['start']}")
-    if info["imports"]:
-        table = _table("import", "kind", "capability")
-        for e in info["imports"]:
-            shown = f"{e['module']}:{e['name']}" if e["name"] else e["module"]
-            mark = " (compact)" if e.get("compact") else ""
-            table.add_row(Text(printable(shown) + mark), Text(e["kind"]), Text(e["capability"]))
-        console.print(table)
-    if info["exports"]:
-        table = _table("export", "kind", "capability")
-        for e in info["exports"]:
-            table.add_row(
-                Text(printable(e["name"])), Text(e["kind"]), Text(e.get("capability", ""))
-            )
-        console.print(table)
-    if info["custom_sections"]:
-        table = _table("custom section", "size")
-        for c in info["custom_sections"]:
-            note = f"  ({c['error']})" if c.get("error") else ""
-            table.add_row(Text(printable(c["name"]) + note), f"{c['size']:,}")
-        console.print(table)
+    imports = [
+        (
+            printable(f"{e['module']}:{e['name']}" if e["name"] else e["module"])
+            + (" (compact)" if e.get("compact") else ""),
+            e["kind"],
+            e["capability"],
+        )
+        for e in info["imports"]
+    ]
+    _rows(console, ("import", "kind", "capability"), imports)
+    exports = [(printable(e["name"]), e["kind"], e.get("capability", "")) for e in info["exports"]]
+    _rows(console, ("export", "kind", "capability"), exports)
+    customs = [
+        (printable(c["name"]) + (f"  ({c['error']})" if c.get("error") else ""), f"{c['size']:,}")
+        for c in info["custom_sections"]
+    ]
+    _rows(console, ("custom section", "size"), customs)
     console.print()
     for i, child in enumerate(info.get("nested", [])):
         _unit(console, child, root=root, path=f"{path}/{i}")
+
+
+def _rows(console: Console, header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
+    if len(rows) > RICH_ROW_LIMIT:
+        console.file.write("".join(f"{line}\n" for line in aligned_lines(header, rows)))
+    elif rows:
+        table = _table(*header)
+        for row in rows:
+            table.add_row(*(Text(cell) for cell in row))
+        console.print(table)
 
 
 def _field(console: Console, label: str, value: str) -> None:

@@ -13,12 +13,12 @@
 
 from __future__ import annotations
 
-import json
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from wasmctl._json import loads
 from wasmctl.errors import InputError
 from wasmctl.wasm._reader import Buffer
 
@@ -70,10 +70,9 @@ def read_cargo_dependencies(payload: bytes | memoryview) -> CargoDependencies:
             f"{DEP_SECTION}: inflates beyond {MAX_DEP_JSON >> 20} MiB; refused as a "
             "decompression bomb"
         )
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DependencyDataError(f"{DEP_SECTION}: not JSON ({e})") from None
+    # Depth-bounded: `[[[[...` inflated from a few bytes must be bad input, not a
+    # RecursionError.
+    data = loads(raw, DEP_SECTION, DependencyDataError)
     if not isinstance(data, Mapping) or not isinstance(data.get("packages"), list):
         raise DependencyDataError(f"{DEP_SECTION}: no package list")
     items = data["packages"]

@@ -14,6 +14,7 @@ import enum
 import re
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from functools import lru_cache
 
 from wasmctl.wasm.model import ExportEntry, ExternKind, ImportEntry
 
@@ -231,12 +232,70 @@ def classify_import(entry: ImportEntry) -> Capability:
     if entry.kind is ExternKind.TABLE:
         return Capability.LINKING
     module = strip_version(entry.module)
-    for rule in IMPORT_RULES:
-        if fnmatchcase(module, rule.module) and fnmatchcase(entry.name, rule.name):
-            return rule.capability
+    rule = _first_import_rule(module, entry.name)
+    if rule is not None:
+        return rule.capability
     if _CUSTOM_INTERFACE.match(module) and not module.startswith("wasi:"):
         return Capability.HOST_ABI  # a custom `ns:pkg/iface` interface of some host
     return Capability.UNKNOWN
+
+
+def _glob_regex(pattern: str) -> str:
+    """The table's globs use only `*` and `?` (braces are expanded by `_rows`)."""
+    return "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+
+
+def _is_glob(pattern: str) -> bool:
+    return "*" in pattern or "?" in pattern
+
+
+# Rows by the literal module they name, and the rows whose module is a glob by the glob's
+# first character (no row's module starts with a wildcard): the rows that can match a
+# module are found without trying the other hundred and more.
+_ROWS_BY_MODULE: dict[str, list[int]] = {}
+_GLOB_ROWS_BY_FIRST: dict[str, list[int]] = {}
+for _i, _rule in enumerate(IMPORT_RULES):
+    if _is_glob(_rule.module):
+        _GLOB_ROWS_BY_FIRST.setdefault(_rule.module[0], []).append(_i)
+    else:
+        _ROWS_BY_MODULE.setdefault(_rule.module, []).append(_i)
+
+
+@lru_cache(maxsize=4096)
+def _rows_for_module(module: str) -> re.Pattern[str] | None:
+    """The name patterns of the rows that match `module`, in table order, as one regex
+    with a group per row (named by row index); None when no row matches the module."""
+    rows = sorted(
+        [
+            *_ROWS_BY_MODULE.get(module, ()),
+            *(
+                i
+                for i in _GLOB_ROWS_BY_FIRST.get(module[:1], ())
+                if fnmatchcase(module, IMPORT_RULES[i].module)
+            ),
+        ]
+    )
+    return _name_regex(tuple(rows)) if rows else None
+
+
+@lru_cache(maxsize=1024)
+def _name_regex(rows: tuple[int, ...]) -> re.Pattern[str]:
+    # A full match takes the first alternative that matches: the first row, as the table
+    # is read.
+    return re.compile(
+        "|".join(f"(?P<r{i}>{_glob_regex(IMPORT_RULES[i].name)})" for i in rows), re.DOTALL
+    )
+
+
+def _first_import_rule(module: str, name: str) -> CapabilityRule | None:
+    """The first row of the table matching `module` (version stripped) and `name`: two
+    cached lookups and one regex match, where a scan of 200,000 imports used to try every
+    row with two glob matches each."""
+    names = _rows_for_module(module)
+    match = None if names is None else names.fullmatch(name)
+    if match is None or match.lastgroup is None:
+        return None
+    return IMPORT_RULES[int(match.lastgroup[1:])]
 
 
 def classify_export(entry: ExportEntry) -> Capability | None:

@@ -2,8 +2,11 @@
 
 Only what a supply-chain tool needs is decoded: the preamble, section headers, imports,
 exports, start, custom section names and the small custom sections `name`, `producers` and
-`target_features`. Everything else (types, code, data ...) is skipped by its length, so the
-work is O(sections + imports + exports), not O(file).
+`target_features`. The other core sections are walked entry by entry by their encoded sizes
+(`_entries`), so a declared count must agree with the bytes, but nothing in them is kept:
+function bodies and data segments are skipped by their size prefixes, and the work is
+O(sections + entries), not O(file). A component's other sections are checked as far as
+their leading count.
 
 Sources: the core binary format (WebAssembly spec §5), the compact import section proposal
 (WebAssembly/compact-import-section, Overview.md: `module "" 0x7F vec(name externtype)` and
@@ -19,8 +22,10 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from wasmctl._files import open_regular
 from wasmctl.errors import InputError, WasmParseError
-from wasmctl.wasm import custom
+from wasmctl.wasm import _entries, custom
+from wasmctl.wasm._entries import global_mutability, limits, reftype, skip_const_expr, valtype
 from wasmctl.wasm._reader import Buffer, Reader
 from wasmctl.wasm.model import (
     CustomSection,
@@ -43,6 +48,7 @@ MAX_NESTED_TOTAL = 10_000
 MAX_SECTIONS = 100_000
 MAX_IMPORTS = 1_000_000
 MAX_EXPORTS = 1_000_000
+MAX_SECTION_ENTRIES = 1 << 32
 
 # The order non-custom core sections must appear in (the tag section, id 13, sits between
 # memory and global: exception-handling proposal). Each may appear at most once.
@@ -62,11 +68,21 @@ _CORE_SECTION_RANK = {
     11: 13,
 }
 _COMPONENT_SECTION_IDS = range(13)
-
-# Abstract heap types written as one byte (funcref 0x70, externref 0x6F, the GC and
-# exception-handling shorthands from 0x69 to 0x74).
-_SHORT_REFTYPES = frozenset(range(0x69, 0x75))
-_NUMERIC_VALTYPES = frozenset((0x7F, 0x7E, 0x7D, 0x7C, 0x7B))
+# Component sections that are a vector (core instance, core type, instance, alias, type,
+# canon, value): their count is checked against their size, their entries are not walked.
+_COMPONENT_VECTOR_SECTIONS = {2: "core instances", 3: "core types", 5: "instances",
+                              6: "aliases", 7: "types", 8: "canonical functions",
+                              12: "values"}  # fmt: skip
+# Core sections walked entry by entry (see `_entries`); imports, exports, start, function,
+# code, data and data count are handled in `_parse_core` itself.
+_CORE_WALKERS: dict[int, Callable[[Reader], None]] = {
+    1: _entries.type_section,
+    4: _entries.table_section,
+    5: _entries.memory_section,
+    6: _entries.global_section,
+    9: _entries.element_section,
+    13: _entries.tag_section,
+}
 
 _CORE_EXPORT_KINDS = {
     0: ExternKind.FUNC,
@@ -116,7 +132,7 @@ def parse_file(path: str | os.PathLike[str]) -> Module:
 def open_binary(path: str | os.PathLike[str]) -> Iterator[Buffer]:
     """Map a file read-only; an empty file gives `b""`. OS errors become `InputError`."""
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, "module") as f:
             size = os.fstat(f.fileno()).st_size
             if size == 0:
                 yield b""
@@ -255,6 +271,9 @@ def _parse_core(r: Reader, start: int, version: int) -> Module:
     sink = _SectionSink()
     start_func: int | None = None
     last_rank = 0
+    functions = bodies = segments = 0
+    code_at: int | None = None
+    data_count: int | None = None
     for section_id, at, body in _sections(r):
         sink.sections.append(Section(section_id, body.pos, body.remaining))
         if section_id == 0:
@@ -272,10 +291,32 @@ def _parse_core(r: Reader, start: int, version: int) -> Module:
             _core_exports(body, sink.exports)
         elif section_id == 8:
             start_func = body.uleb()
+        elif section_id == 3:
+            functions = _entries.function_section(body)
+        elif section_id == 10:
+            code_at = at
+            bodies = _entries.code_section(body)
+        elif section_id == 11:
+            segments = _entries.data_section(body)
+            if data_count is not None and segments != data_count:
+                raise body.error(
+                    f"data section has {segments} segments, the data count section says "
+                    f"{data_count}",
+                    at,
+                )
+        elif section_id == 12:
+            data_count = _entries.datacount_section(body)
         else:
-            continue
+            _CORE_WALKERS[section_id](body)
         if not body.at_end():
             raise body.error(f"section id {section_id} is longer than its contents")
+    if functions != bodies:
+        raise r.error(
+            f"{functions} functions declared but {bodies} function bodies given",
+            r.pos if code_at is None else code_at,
+        )
+    if data_count is not None and segments != data_count:  # and no data section at all
+        raise r.error(f"data count section says {data_count} segments; there is no data section")
     return sink.module(ModuleKind.MODULE, start, r.pos, version, start_func=start_func)
 
 
@@ -313,16 +354,14 @@ def _core_externtype(r: Reader) -> tuple[ExternKind, bool]:
         r.uleb()
         return ExternKind.FUNC, False
     if tag == 0x01:
-        _reftype(r)
-        _limits(r)
+        reftype(r)
+        limits(r)
         return ExternKind.TABLE, False
     if tag == 0x02:
-        return ExternKind.MEMORY, _limits(r)
+        return ExternKind.MEMORY, limits(r)
     if tag == 0x03:
-        _valtype(r)
-        mut_at = r.pos
-        if r.byte() & ~0x03:  # 0x01 mutable; 0x02 shared (shared-everything-threads)
-            raise r.error("bad global mutability flag", mut_at)
+        valtype(r)
+        global_mutability(r)
         return ExternKind.GLOBAL, False
     if tag == 0x04:
         if r.byte() != 0x00:
@@ -330,41 +369,6 @@ def _core_externtype(r: Reader) -> tuple[ExternKind, bool]:
         r.uleb()
         return ExternKind.TAG, False
     raise r.error(f"unknown import kind 0x{tag:02x}", at)
-
-
-def _limits(r: Reader) -> bool:
-    """Read table or memory limits; returns True for a shared memory."""
-    at = r.pos
-    flags = r.byte()
-    if flags & ~0x0F:
-        raise r.error(f"bad limits flags 0x{flags:02x}", at)
-    bits = 64 if flags & 0x04 else 32
-    r.uleb(bits)
-    if flags & 0x01:
-        r.uleb(bits)
-    if flags & 0x08:  # custom-page-sizes: log2 of the page size
-        r.uleb()
-    return bool(flags & 0x02)
-
-
-def _reftype(r: Reader) -> None:
-    at = r.pos
-    b = r.byte()
-    if b in (0x63, 0x64):  # (ref null ht) / (ref ht)
-        if r.peek() == 0x65:  # shared abstract heap type
-            r.byte()
-            r.byte()
-        else:
-            r.sleb(33)
-    elif b not in _SHORT_REFTYPES:
-        raise r.error(f"bad reference type 0x{b:02x}", at)
-
-
-def _valtype(r: Reader) -> None:
-    if r.peek() in _NUMERIC_VALTYPES:
-        r.byte()
-    else:
-        _reftype(r)
 
 
 def _core_exports(r: Reader, out: list[ExportEntry]) -> None:
@@ -400,6 +404,9 @@ def _parse_component(r: Reader, start: int, version: int, budget: _Budget, depth
             _component_imports(body, sink.imports)
         elif section_id == 11:
             _component_exports(body, sink.exports)
+        elif section_id in _COMPONENT_VECTOR_SECTIONS:
+            body.count(_COMPONENT_VECTOR_SECTIONS[section_id], MAX_SECTION_ENTRIES)
+            continue
         else:
             continue
         if not body.at_end():
@@ -497,31 +504,9 @@ def exported_i32_global(data: Buffer, module: Module, export: str) -> int | None
         return None  # an imported global: its value is the host's
     r = Reader(data, section.offset, section.offset + section.size)
     for i in range(r.count("globals", MAX_IMPORTS, 3)):
-        _valtype(r)
+        valtype(r)
         r.byte()
         if i == position:
             return r.sleb(32) if r.byte() == 0x41 else None  # i32.const
-        _skip_const_expr(r)
+        skip_const_expr(r)
     return None
-
-
-def _skip_const_expr(r: Reader) -> None:
-    """Skip a constant expression: simple instructions up to `end` (0x0b)."""
-    while True:
-        op = r.byte()
-        if op == 0x0B:
-            return
-        if op == 0x41:  # i32.const
-            r.sleb(32)
-        elif op in (0x23, 0xD2):  # global.get, ref.func
-            r.uleb()
-        elif op == 0x42:  # i64.const
-            r.sleb(64)
-        elif op == 0x43:
-            r.skip(4)
-        elif op == 0x44:
-            r.skip(8)
-        elif op == 0xD0:  # ref.null heaptype
-            r.sleb(33)
-        else:
-            raise r.error(f"unsupported opcode 0x{op:02x} in a constant expression")

@@ -286,10 +286,17 @@ def test_trailing_garbage_after_a_nested_module_is_refused() -> None:
         parse(wb.component(wb.section(1, wb.core_module() + b"\x00")))
 
 
-def test_sections_that_do_not_matter_are_skipped_unread() -> None:
-    # A code section full of garbage: a validator refuses it, the reader never looks inside.
-    module = parse(wb.core_module(wb.section(10, b"\xff" * 1000)))
-    assert module.sections[0].size == 1000
+def test_function_bodies_are_skipped_unread() -> None:
+    # A body full of garbage: a validator refuses it, the reader steps over it by its size.
+    body = b"\xff" * 1000
+    module = parse(
+        wb.core_module(
+            wb.vec_section(1, b"\x60\x00\x00"),
+            wb.vec_section(3, b"\x00"),
+            wb.vec_section(10, wb.uleb(len(body)) + body),
+        )
+    )
+    assert module.sections[2].size == 1000 + 2 + 1
 
 
 def test_parse_file_errors_name_the_file(tmp_path: Path) -> None:

@@ -1,8 +1,10 @@
-"""Renderers of a `ScanReport`: pure `render(report) -> str` functions chosen by format."""
+"""Renderers of a `ScanReport`: pure `render(report) -> str` functions chosen by format, and
+`render_chunks`, the same text in pieces for reports too large to hold as one string."""
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from typing import assert_never
 
 from wasmctl.scan.model import ScanReport
@@ -33,4 +35,20 @@ def render(report: ScanReport, fmt: ReportFormat, *, color: bool = False, width:
     assert_never(fmt)
 
 
-__all__ = ["ReportFormat", "render"]
+def render_chunks(
+    report: ScanReport, fmt: ReportFormat, *, color: bool = False, width: int = 100
+) -> Iterator[str]:
+    """The text of `render`, in chunks: JSON and SARIF are made as they are written."""
+    if fmt is ReportFormat.JSON:
+        from wasmctl.scan.report.json import iter_json_report
+
+        yield from iter_json_report(report)
+    elif fmt is ReportFormat.SARIF:
+        from wasmctl.scan.report.sarif import iter_sarif
+
+        yield from iter_sarif(report)
+    else:
+        yield render(report, fmt, color=color, width=width)
+
+
+__all__ = ["ReportFormat", "render", "render_chunks"]

@@ -9,12 +9,13 @@ rejects several runs with the same tool and category.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import PurePosixPath
 from typing import Any
 
 from wasmctl import __version__
+from wasmctl._render import iter_json
 from wasmctl.scan.model import Finding, Level, RuleId, ScanReport
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -76,21 +77,37 @@ _RULES: dict[RuleId, tuple[str, str, str, str]] = {
     ),
 }
 _RULE_ORDER = list(RuleId)
+_RULE_INDEX = {rule: i for i, rule in enumerate(_RULE_ORDER)}
 
 
 def render_sarif(report: ScanReport) -> str:
     """The report as a SARIF 2.1.0 log with one run."""
-    return json.dumps(sarif_log(report), indent=2, ensure_ascii=False) + "\n"
+    return "".join(iter_sarif(report))
+
+
+def iter_sarif(report: ScanReport) -> Iterator[str]:
+    """The text of `render_sarif` in chunks, each result made as it is written."""
+    yield from iter_json(_log(report, _results(report)))
+    yield "\n"
 
 
 def sarif_log(report: ScanReport) -> dict[str, Any]:
     """The SARIF log as data."""
-    results = [_result(target.path, f) for target in report.targets for f in target.findings]
-    results.extend(
-        _error_result(t.path, t.error)
-        for t in report.targets
-        if t.error is not None and not t.findings
-    )
+    return _log(report, list(_results(report)))
+
+
+def _results(report: ScanReport) -> Iterator[dict[str, Any]]:
+    for target in report.targets:
+        if target.findings:
+            uri = _uri(target.path)  # once per target: relpath is not free
+            for f in target.findings:
+                yield _result(target.path, f, uri)
+    for t in report.targets:
+        if t.error is not None and not t.findings:
+            yield _error_result(t.path, t.error)
+
+
+def _log(report: ScanReport, results: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
@@ -142,8 +159,7 @@ def _uri(path: str) -> str:
     return PurePosixPath(rel.replace(os.sep, "/")).as_posix()
 
 
-def _location(path: str) -> dict[str, Any]:
-    uri = _uri(path)
+def _location(uri: str) -> dict[str, Any]:
     artifact: dict[str, Any] = {"uri": uri}
     if not uri.startswith("/"):
         artifact["uriBaseId"] = "%SRCROOT%"
@@ -154,17 +170,17 @@ def _fingerprint(*parts: str | None) -> str:
     return hashlib.sha256("|".join(p or "" for p in parts).encode()).hexdigest()
 
 
-def _result(path: str, f: Finding) -> dict[str, Any]:
+def _result(path: str, f: Finding, uri: str) -> dict[str, Any]:
     return {
         "ruleId": f.rule.value,
-        "ruleIndex": _RULE_ORDER.index(f.rule),
+        "ruleIndex": _RULE_INDEX[f.rule],
         "level": "error" if f.level is Level.ERROR else "warning",
         "message": {"text": f"{path}: {f.message}"},
-        "locations": [_location(path)],
+        "locations": [_location(uri)],
         "partialFingerprints": {
             "wasmctlFinding/v1": _fingerprint(
                 f.rule.value,
-                _uri(path),
+                uri,
                 f.location,
                 f.module,
                 f.name,
@@ -181,11 +197,12 @@ def _result(path: str, f: Finding) -> dict[str, Any]:
 
 
 def _error_result(path: str, error: str) -> dict[str, Any]:
+    uri = _uri(path)
     return {
         "ruleId": RuleId.UNPARSEABLE.value,
-        "ruleIndex": _RULE_ORDER.index(RuleId.UNPARSEABLE),
+        "ruleIndex": _RULE_INDEX[RuleId.UNPARSEABLE],
         "level": "error",
         "message": {"text": f"{path}: {error}"},
-        "locations": [_location(path)],
-        "partialFingerprints": {"wasmctlFinding/v1": _fingerprint("read", _uri(path), error)},
+        "locations": [_location(uri)],
+        "partialFingerprints": {"wasmctlFinding/v1": _fingerprint("read", uri, error)},
     }

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from wasmctl._console import string_console
+from wasmctl._render import aligned_lines
 from wasmctl._text import printable
 from wasmctl.scan.capabilities import Capability
-from wasmctl.scan.model import Level, ScanReport, TargetReport, Verdict
+from wasmctl.scan.model import ImportVerdict, Level, ScanReport, TargetReport, Verdict
 from wasmctl.scan.policy import Decision
+
+# Beyond this many rows a target's imports are written as plain aligned columns: rich
+# measures and lays out every cell first (200,000 imports took minutes and a gigabyte).
+RICH_ROW_LIMIT = 2_000
 
 _DECISION_STYLE = {
     Decision.DENY: "bold red",
@@ -52,6 +59,34 @@ def render_table(report: ScanReport, *, color: bool = False, width: int = 100) -
     return buffer.getvalue()
 
 
+def _sorted_rows(target: TargetReport) -> list[tuple[int, ImportVerdict]]:
+    return sorted(
+        enumerate(target.imports),
+        key=lambda iv: (_CAPABILITY_ORDER[iv[1].capability], iv[0]),
+    )
+
+
+def _plain_rows(console: Console, target: TargetReport, *, show_policy: bool) -> None:
+    def cells() -> Iterator[tuple[str, ...]]:
+        last = None
+        for _, v in _sorted_rows(target):
+            shown = v.display_name if v.direction == "import" else f"export {v.module}"
+            where = f" (nested {v.location})" if v.location else ""
+            yield (
+                v.capability if v.capability != last else "",
+                printable(shown) + where,
+                v.kind,
+                v.decision,
+                printable(f"{v.policy}: {v.reason}" if show_policy else v.reason),
+            )
+            last = v.capability
+
+    header = ("capability", "import", "kind", "result", "decided by")
+    # Written straight to the console's file: one print per row would still go through
+    # rich's line rendering.
+    console.file.write("".join(f"{line}\n" for line in aligned_lines(header, cells())))
+
+
 def _target(console: Console, target: TargetReport, *, show_policy: bool) -> None:
     head = Text(printable(target.path), style="bold")
     if target.kind is not None:
@@ -59,7 +94,9 @@ def _target(console: Console, target: TargetReport, *, show_policy: bool) -> Non
     head.append("  ")
     head.append(target.verdict.upper(), style=_VERDICT_STYLE[target.verdict])
     console.print(head)
-    if target.imports:
+    if len(target.imports) > RICH_ROW_LIMIT:
+        _plain_rows(console, target, show_policy=show_policy)
+    elif target.imports:
         table = Table(show_edge=False, pad_edge=False, expand=False)
         longest = max(
             len(v.display_name) + (len(v.location) + 10 if v.location else 0)
@@ -75,12 +112,8 @@ def _target(console: Console, target: TargetReport, *, show_policy: bool) -> Non
         table.add_column("kind", no_wrap=True)
         table.add_column("result", no_wrap=True)
         table.add_column("decided by", overflow="fold")
-        rows = sorted(
-            enumerate(target.imports),
-            key=lambda iv: (_CAPABILITY_ORDER[iv[1].capability], iv[0]),
-        )
         last = None
-        for _, v in rows:
+        for _, v in _sorted_rows(target):
             shown = v.display_name if v.direction == "import" else f"export {v.module}"
             where = f" (nested {v.location})" if v.location else ""
             table.add_row(
