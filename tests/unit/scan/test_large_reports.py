@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from tests.wasmbytes import core_module, name, vec_section
+from wasmctl._render import iter_json
 from wasmctl.scan import AUDIT, load_preset, scan_paths
 from wasmctl.scan.capabilities import IMPORT_RULES, _first_import_rule
 from wasmctl.scan.report import ReportFormat, render, render_chunks
-from wasmctl._render import iter_json
 from wasmctl.scan.report.json import report_data
 from wasmctl.scan.report.sarif import sarif_log
 from wasmctl.scan.report.table import RICH_ROW_LIMIT
