@@ -200,13 +200,17 @@ def test_layouts_and_archives_sign_and_verify_offline(
     tmp_path: Path, keys: Callable[[str], tuple[Path, Path]]
 ) -> None:
     key, pub = keys("cosign")
+    other_key, other_pub = keys("other")
+    both = ["--key", str(pub), "--key", str(other_pub)]
     for ref in (f"oci:{tmp_path / 'out'}:v1", f"oci-archive:{tmp_path / 'app.tar'}:v1"):
         assert run(["build", str(HELLO), "-t", ref]) == 0
         assert run(["sign", "--key", str(key), ref]) == 0
         assert run(["verify", "--key", str(pub), ref]) == 0
-        assert run(["verify", "--key", str(pub), ref, "--require", "2"]) == 1
-        assert run(["sign", "--key", str(key), ref]) == 0  # a second signature
-        assert run(["verify", "--key", str(pub), ref, "--require", "2"]) == 0
+        assert run(["verify", *both, ref, "--require", "2"]) == 1
+        assert run(["sign", "--key", str(key), ref]) == 0  # the same signer again
+        assert run(["verify", *both, ref, "--require", "2"]) == 1
+        assert run(["sign", "--key", str(other_key), ref]) == 0  # a second signer
+        assert run(["verify", *both, ref, "--require", "2"]) == 0
 
 
 def test_a_file_signature_sits_beside_the_file(
