@@ -10,20 +10,17 @@ that cannot be read fails closed.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 import yaml
 
 from tests.faultproxy import FaultProxy
+from tests.integration.test_gate import gate
 from tests.registry import RegistryServer
-from tests.schemas import doc_schema
 from tests.unit.gate.images import HANDLER, SERVER, VARIANT, Image, ordinary
-from wasmctl.cli import run
 from wasmctl.oci import media_types as mt
 from wasmctl.oci.registry import RegistryClient
 from wasmctl.sign.keys import generate_key_pair, write_key_pair
@@ -51,16 +48,6 @@ def policy(tmp_path: Path) -> Path:
     path = tmp_path / "gate.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
-
-
-def gate(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
-    capsys.readouterr()
-    code = run(["gate", "-f", "json", *args])
-    out = capsys.readouterr().out
-    report: dict[str, Any] = json.loads(out) if out else {}
-    if report:
-        jsonschema.validate(report, doc_schema("gate-report.schema.json"))
-    return code, report
 
 
 def checks(target: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -603,6 +603,15 @@ class RegistryClient:
     def _deadline(self, scales: bool) -> _Deadline:
         return _Deadline(self.timeouts.request, self.timeouts.min_rate if scales else None)
 
+    def _broken(
+        self, url: str, response: httpx.Response, error: Exception, what: str
+    ) -> RegistryError:
+        """A body that stopped while it streamed: the deadline's doing, or the network's."""
+        deadline = _deadline_of(response)
+        if deadline is not None and deadline.remaining() <= 0:
+            return self._too_slow("GET", url, deadline)
+        return RegistryError(f"GET {_redact(url)}: {what} ({type(error).__name__})")
+
     def _too_slow(self, method: str, url: str, deadline: _Deadline) -> RegistryError:
         moved = f" ({deadline.moved} bytes moved)" if deadline.moved else ""
         return RegistryError(
@@ -1104,12 +1113,8 @@ class RegistryClient:
                 hasher.update(piece)
                 out.write(piece)
         except httpx.TransportError as e:
-            deadline = _deadline_of(response)
-            if deadline is not None and deadline.remaining() <= 0:
-                raise self._too_slow("GET", url, deadline) from None
-            raise RegistryError(
-                f"GET {_redact(url)}: the transfer broke after {received} bytes "
-                f"({type(e).__name__})"
+            raise self._broken(
+                url, response, e, f"the transfer broke after {received} bytes"
             ) from None
         finally:
             response.close()
@@ -1217,12 +1222,7 @@ class RegistryClient:
                 if len(data) > MAX_MANIFEST_BYTES:
                     raise ManifestError(f"{repository}:{reference}: manifest too large")
         except httpx.HTTPError as e:
-            deadline = _deadline_of(response)
-            if deadline is not None and deadline.remaining() <= 0:
-                raise self._too_slow("GET", url, deadline) from None
-            raise RegistryError(
-                f"GET {_redact(url)}: the manifest broke off ({type(e).__name__})"
-            ) from None
+            raise self._broken(url, response, e, "the manifest broke off") from None
         finally:
             response.close()
         raw = bytes(data)
