@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.corpus import CorpusEntry, build_corpus, compile_wat, default_cache_dir
+from tests.fake_registry import FakeRegistry
 from tests.faultproxy import FaultProxy
 from tests.registry import RegistryServer, TokenIssuer, run_registry, unique_repo
 from tests.sigstore_standin import SigstoreStandin, no_proxy_with_loopback
@@ -127,3 +128,13 @@ def sigstore_standin() -> Iterator[SigstoreStandin]:
         for name in ("NO_PROXY", "no_proxy"):
             env.setenv(name, no_proxy_with_loopback(os.environ.get(name)))
         yield standin
+
+
+# -- In-process fake registry (tests.fake_registry) ------------------------------------------
+
+
+@pytest.fixture
+def fake_registry() -> FakeRegistry:
+    """A fresh in-memory registry (no auth, no referrers API, no faults): hand it to
+    ``httpx.Client(transport=...)``; its ``requests`` log starts empty."""
+    return FakeRegistry()
