@@ -122,13 +122,6 @@ def step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Step:
     return Step(workspace, output_file, summary_file)
 
 
-def _gate_available() -> bool:
-    help_run = subprocess.run(
-        [sys.executable, "-m", "wasmctl", "gate", "--help"], capture_output=True, check=False
-    )
-    return help_run.returncode == 0
-
-
 # -- Real runs of wasmctl ------------------------------------------------------------------
 
 
@@ -171,7 +164,6 @@ def test_the_output_of_wasmctl_reaches_the_log(
     assert outputs["digest"] in capfd.readouterr().out
 
 
-@pytest.mark.skipif(not _gate_available(), reason="`wasmctl gate` does not exist yet")
 def test_a_gate_passes_and_appends_its_summary(step: Step) -> None:
     step.run("build", f"{MODULES / 'hello.wasm'} -t oci:out:v1")
     policy = step.workspace / "gate.yaml"

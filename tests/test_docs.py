@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,6 +29,39 @@ def test_every_preset_and_finding_rule_is_documented() -> None:
         assert f"| `{preset}` |" in text
     for rule in RuleId:
         assert f"| {rule.value} |" in text
+
+
+def test_the_presets_are_the_files_of_the_presets_folder() -> None:
+    folder = ROOT / "wasmctl" / "scan" / "presets"
+    assert {p.stem for p in folder.glob("*.yaml")} == set(PRESETS)
+
+
+def test_the_readme_lists_every_preset_in_order() -> None:
+    readme = (ROOT / "README.md").read_text()
+    line = next(line for line in readme.splitlines() if line.startswith("Presets: "))
+    assert re.findall(r"`([a-z0-9-]+)`", line) == list(PRESETS)
+
+
+def _preset_enums(node: Any) -> list[list[str]]:
+    """Every `enum` under a `presets` property of a JSON schema."""
+    found = []
+    if isinstance(node, dict):
+        presets = node.get("properties", {}).get("presets", {})
+        if "enum" in presets.get("items", {}):
+            found.append(presets["items"]["enum"])
+        for value in node.values():
+            found += _preset_enums(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += _preset_enums(value)
+    return found
+
+
+def test_the_gate_policy_schema_allows_exactly_the_presets() -> None:
+    schema = json.loads((ROOT / "docs" / "gate.schema.json").read_text())
+    enums = _preset_enums(schema)
+    assert len(enums) == 2  # the gate's scan, and an override's
+    assert all(enum == list(PRESETS) for enum in enums)
 
 
 @pytest.mark.parametrize("command", [c.name for c in app.registered_commands])

@@ -85,35 +85,48 @@ def create_mode() -> int:
 
 
 def replace_atomically(
-    path: Path, data: bytes | Callable[[BinaryIO], None], *, mode: int | None = None
+    path: Path,
+    data: bytes | Callable[[BinaryIO], None],
+    *,
+    mode: int | None = None,
+    fsync: bool = False,
+    error: type[WasmctlError] = InputError,
 ) -> None:
     """Write `path` under a temporary name beside it and rename it into place, so readers
     (and a failed run) see the old file or the new one, never a part. `data` is the bytes,
-    or a function that writes them to the file it is given. The file gets `mode`, by
-    default `create_mode()`. OS errors are `InputError`s naming the path."""
+    or a function that writes them to the file it is given.
+
+    The file gets `mode`, by default `create_mode()`; it is set before the rename, and the
+    temporary file is created 0600, so a key or a credential is never readable by others,
+    not even for a moment. `fsync` makes the bytes durable before the rename (keys). OS
+    errors are `error`s (default `InputError`) naming the path.
+    """
     directory = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
-        raise InputError(f"cannot write {path}: it is a directory", hint="give a file name")
+        raise error(f"cannot write {path}: it is a directory", hint="give a file name")
     if not directory.is_dir():
-        raise InputError(
+        raise error(
             f"cannot write {path}: {directory} is not a directory",
             hint="create the directory first, or give another path",
         )
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as e:
-        raise InputError(f"cannot write {path}: {e.strerror or e}") from None
+        raise error(f"cannot write {path}: {e.strerror or e}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             if callable(data):
                 data(f)
             else:
                 f.write(data)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
             os.fchmod(f.fileno(), create_mode() if mode is None else mode)
         os.replace(tmp, path)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
-        raise InputError(f"cannot write {path}: {e.strerror or e}") from None
+        raise error(f"cannot write {path}: {e.strerror or e}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -11,7 +11,8 @@
 
 Library code raises these and never prints or exits; `wasmctl.cli.main` is the one place
 where they become messages and exit codes. Every error carries a one-line message and may
-offer `diagnostics()`: what happened, the likely cause, and what to try.
+offer `diagnostics()`: what happened, the likely cause, and what to try. A report that
+holds findings instead of raising (scan, gate, verify) gets its code from `exit_code_for`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,28 @@ class ExitCode(enum.IntEnum):
     INPUT = 2
     REMOTE = 3
     INTERNAL = 4
+
+
+# The verdicts of scan ("allow", "warn"), gate ("pass", "skipped") and verify ("pass") that
+# let a pipeline go on; "deny" and "error" stop it.
+PASSING_VERDICTS = frozenset({"pass", "allow", "warn", "skipped"})
+
+
+def exit_code_for(verdict: str, *, remote: bool = False) -> ExitCode:
+    """The exit code of a verdict: the one rule for scan, gate and verify.
+
+    "deny" is DENIED (a denial outranks any error beside it); "error" is REMOTE when a
+    registry or the network failed (`remote`) and INPUT otherwise, so a gate fails closed
+    and still tells "no" from "could not tell"; a passing verdict is OK. A verdict this
+    function does not know is a bug, never a pass.
+    """
+    if verdict == "deny":
+        return ExitCode.DENIED
+    if verdict == "error":
+        return ExitCode.REMOTE if remote else ExitCode.INPUT
+    if verdict in PASSING_VERDICTS:
+        return ExitCode.OK
+    raise InternalError(f"no exit code for the verdict {verdict!r}")
 
 
 class WasmctlError(Exception):

@@ -1,8 +1,11 @@
-"""What every command shares: global settings, output formats, and writing results."""
+"""What every command shares: global settings, the terminal, and writing results.
+
+Each output-format enum lives beside its reporters, in the library (`ReportFormat` in
+`wasmctl.scan.report`, `VerifyFormat` in `wasmctl.sign.report` ...); commands import them.
+"""
 
 from __future__ import annotations
 
-import enum
 import os
 import sys
 from collections.abc import Iterable
@@ -26,19 +29,10 @@ class Settings:
 SETTINGS = Settings()
 
 
-class TableOrJson(enum.StrEnum):
-    """Formats of `inspect`."""
-
-    TABLE = "table"
-    JSON = "json"
-
-
-class ScanFormat(enum.StrEnum):
-    """Formats of `scan`."""
-
-    TABLE = "table"
-    JSON = "json"
-    SARIF = "sarif"
+def one_of(values: Iterable[str]) -> str:
+    """Choices as help texts and messages name them: `table, json or sarif`."""
+    *rest, last = values
+    return f"{', '.join(rest)} or {last}" if rest else last
 
 
 def use_color(stream: object = None) -> bool:

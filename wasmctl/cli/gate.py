@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from wasmctl.cli._common import info, write_output
+from wasmctl.cli._common import info, one_of, write_output
 from wasmctl.cli.registry import CaFile, PlainHttp, registry_options
+from wasmctl.gate.formats import GateFormat
 
 EXAMPLES = """
 Examples:
@@ -38,8 +39,8 @@ def gate(
     ],
     fmt: Annotated[
         str,
-        typer.Option("--format", "-f", help="Output format: table, json or sarif."),
-    ] = "table",
+        typer.Option("--format", "-f", help=f"Output format: {one_of(GateFormat)}."),
+    ] = GateFormat.TABLE.value,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Write to FILE instead of stdout.", metavar="FILE"),
@@ -88,12 +89,12 @@ def gate(
     from wasmctl.errors import InputError
     from wasmctl.gate.engine import GateOptions, run_gate
     from wasmctl.gate.policy import load_gate_policy
-    from wasmctl.gate.report import GateFormat, markdown, render
+    from wasmctl.gate.report import markdown, render
 
     try:
         chosen = GateFormat(fmt)
     except ValueError:
-        raise InputError(f"--format must be table, json or sarif, not {fmt!r}") from None
+        raise InputError(f"--format must be {one_of(GateFormat)}, not {fmt!r}") from None
     if layout is not None and not offline:
         raise InputError("--layout is for --offline")
     rules = load_gate_policy(policy)

@@ -11,13 +11,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from wasmctl.cli._common import TableOrJson, info, write_output
+from wasmctl.cli._common import info, write_output
 from wasmctl.cli.registry import CaFile, PlainHttp, registry_options
+from wasmctl.sign.report import VerifyFormat
 
 if TYPE_CHECKING:
-    from wasmctl.sign.policy import Policy
     from wasmctl.sign.signer import SigningBackend
-    from wasmctl.sign.targets import Verification
 
 KEYPAIR_EXAMPLES = """
 Examples:
@@ -330,8 +329,8 @@ def verify(
         ),
     ] = False,
     fmt: Annotated[
-        TableOrJson, typer.Option("--format", "-f", help="Output format.")
-    ] = TableOrJson.TABLE,
+        VerifyFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = VerifyFormat.TABLE,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Write to FILE instead of stdout.", metavar="FILE"),
@@ -347,26 +346,26 @@ def verify(
     are matched against the whole value (re.fullmatch). Exit 1 shows what was found next to
     what was asked.
     """
-    import json
-
+    from wasmctl.errors import exit_code_for
     from wasmctl.oci.reference import parse_reference
+    from wasmctl.sign.policy import policy_from_options
+    from wasmctl.sign.report import render, verdict
     from wasmctl.sign.targets import verify_file, verify_reference
     from wasmctl.sign.verifier import TrustSource
 
-    claims = {
-        "github-repository": github_repository,
-        "github-ref": github_ref,
-        "github-workflow-trigger": github_workflow_trigger,
-        "github-workflow-sha": github_workflow_sha,
-        "github-workflow-name": github_workflow_name,
-    }
-    policy = _policy(
-        key,
-        certificate_identity,
-        certificate_identity_regexp,
-        certificate_oidc_issuer,
-        certificate_oidc_issuer_regexp,
-        {k: v for k, v in claims.items() if v is not None},
+    policy = policy_from_options(
+        key or (),
+        identity=certificate_identity,
+        identity_regexp=certificate_identity_regexp,
+        issuer=certificate_oidc_issuer,
+        issuer_regexp=certificate_oidc_issuer_regexp,
+        claims={
+            "github-repository": github_repository,
+            "github-ref": github_ref,
+            "github-workflow-trigger": github_workflow_trigger,
+            "github-workflow-sha": github_workflow_sha,
+            "github-workflow-name": github_workflow_name,
+        },
     )
     trust = TrustSource(trusted_root, offline)
     from wasmctl.sign import predicate_type
@@ -386,79 +385,7 @@ def verify(
         result = verify_reference(
             ref, policy, trust, options, predicate_type=predicate, required=require
         )
-    if fmt is TableOrJson.JSON:
-        text = json.dumps(result.to_json(), indent=2) + "\n"
-    else:
-        text = render_verification(result)
-    write_output(text, output)
-    if not result.passed:
-        raise typer.Exit(1)
-
-
-def _policy(
-    keys: list[Path] | None,
-    identity: str | None,
-    identity_regexp: str | None,
-    issuer: str | None,
-    issuer_regexp: str | None,
-    claims: dict[str, str],
-) -> Policy:
-    from wasmctl.errors import InputError
-    from wasmctl.sign.keys import load_public_key_file
-    from wasmctl.sign.policy import IdentityPolicy, KeyPolicy
-
-    keyless = any(x is not None for x in (identity, identity_regexp, issuer, issuer_regexp))
-    if keys:
-        if keyless or claims:
-            raise InputError("give --key or a keyless identity policy, not both")
-        loaded = [load_public_key_file(path) for path in keys]
-        return KeyPolicy(tuple(loaded), ", ".join(str(p) for p in keys))
-    if (identity and identity_regexp) or (issuer and issuer_regexp):
-        raise InputError("give an exact value or a regexp for each of identity and issuer")
-    if not (identity or identity_regexp) or not (issuer or issuer_regexp):
-        raise InputError(
-            "nothing to trust: give --key, or both an identity and an issuer",
-            hint="--certificate-identity[-regexp] with --certificate-oidc-issuer[-regexp]",
-        )
-    return IdentityPolicy(identity, identity_regexp, issuer, issuer_regexp, claims)
-
-
-def render_verification(result: Verification) -> str:
-    """The human summary: the verdict, each signature, and the policy."""
-    mark = "verified" if result.passed else "NOT verified"
-    what = (
-        f"attestations ({result.predicate_type})"
-        if result.predicate_type
-        and (result.predicate_type != "https://sigstore.dev/cosign/sign/v1")
-        else "signatures"
-    )
-    signers = "signer" if result.signers == 1 else "signers"
-    lines = [
-        f"{result.target}: {mark} ({result.verified} of {len(result.checks)} {what} verify, "
-        f"by {result.signers} distinct {signers}; {result.required} required)",
-        f"  digest: {result.digest}",
-    ]
-    wanted = ", ".join(
-        f"{k} {', '.join(v) if isinstance(v, list) else v}" for k, v in result.policy.items()
-    )
-    lines.append(f"  policy: {wanted}")
-    if not result.checks:
-        lines.append("  no signatures found")
-    duplicates = result.duplicates()
-    for i, check in enumerate(result.checks):
-        status = "ok  " if check.ok else "FAIL"
-        signer = check.signer.describe() if check.signer else "unknown signer"
-        logged = ", logged" if check.logged else ""
-        lines.append(f"  {status} {check.source} [{check.format}{logged}]")
-        lines.append(f"       signer: {signer}")
-        if i in duplicates:
-            earlier = result.checks[duplicates[i]].source
-            lines.append(f"       duplicate: the same signer as {earlier}, counted once")
-        if check.subjects:
-            lines.append(f"       subject: {', '.join(check.subjects)}")
-        if check.predicate_type:
-            lines.append(f"       predicate: {check.predicate_type}")
-        if check.error:
-            lines.append(f"       reason: {check.error}")
-    lines += [f"  problem: {p}" for p in result.problems]
-    return "\n".join(lines) + "\n"
+    write_output(render(result, fmt), output)
+    code = exit_code_for(verdict(result))
+    if code:
+        raise typer.Exit(code)

@@ -5,7 +5,6 @@ Pure functions of a `GateReport`; `render(report, GateFormat)` picks one.
 
 from __future__ import annotations
 
-import enum
 import json
 import re
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 from wasmctl import __version__
 from wasmctl._text import printable
 from wasmctl.gate.engine import GateReport, Status, TargetResult, Verdict
+from wasmctl.gate.formats import GateFormat
 
 CHECK_DESCRIPTIONS = {
     "resolve": "The reference resolves to a Wasm artifact.",
@@ -27,12 +27,6 @@ CHECK_DESCRIPTIONS = {
 }
 MARK = {Verdict.PASS: "PASS", Verdict.DENY: "DENY", Verdict.ERROR: "ERROR",
         Verdict.SKIPPED: "skip"}  # fmt: skip
-
-
-class GateFormat(enum.StrEnum):
-    TABLE = "table"
-    JSON = "json"
-    SARIF = "sarif"
 
 
 def render(report: GateReport, fmt: GateFormat) -> str:

@@ -5,21 +5,35 @@ The JSON shape is documented in docs/inspect-json.md.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wasmctl.errors import WasmParseError
-from wasmctl.scan.capabilities import classify_export, classify_import
-from wasmctl.wasm._reader import Buffer
-from wasmctl.wasm.model import Module
-from wasmctl.wasm.parser import open_binary, parse
+
+if TYPE_CHECKING:
+    from wasmctl.wasm._reader import Buffer
+    from wasmctl.wasm.model import Module
 
 SCHEMA = "wasmctl.inspect/v1"
 
 
+class InspectFormat(enum.StrEnum):
+    """The output formats of `wasmctl inspect`: a table, or `wasmctl.inspect/v1` JSON.
+
+    The parser and the capability table are imported where they are used, so the command
+    line can read this enum for its --help without loading them.
+    """
+
+    TABLE = "table"
+    JSON = "json"
+
+
 def describe_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Parse a file and describe it, nested modules included, with their hashes."""
+    from wasmctl.wasm.parser import open_binary, parse
+
     shown = os.fsencode(path).decode("utf-8", "backslashreplace")
     with open_binary(path) as data:
         try:
@@ -32,6 +46,8 @@ def describe_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def describe(module: Module, data: Buffer) -> dict[str, Any]:
     """A parsed module as JSON-ready data; `data` is the buffer it was parsed from."""
+    from wasmctl.scan.capabilities import classify_export, classify_import
+
     with memoryview(data) as view, view[module.offset : module.offset + module.size] as part:
         digest = hashlib.sha256(part).hexdigest()
     out: dict[str, Any] = {

@@ -21,7 +21,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from wasmctl import _json
-from wasmctl._files import read_limited
+from wasmctl._files import read_limited, replace_atomically
 from wasmctl.errors import InputError, RemoteError
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
@@ -218,17 +217,10 @@ def remove_credentials(registry: str, path: Path | None = None) -> bool:
 
 
 def _write_private(path: Path, data: dict[str, Any]) -> None:
-    """Write a credentials file readable by its owner only, atomically."""
+    """Write a credentials file readable by its owner only (0600, as docker does), atomically."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent="\t")
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = json.dumps(data, indent="\t") + "\n"
+    replace_atomically(path, text.encode("utf-8"), mode=0o600)
 
 
 # -- challenges and tokens -------------------------------------------------------------------

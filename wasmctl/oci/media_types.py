@@ -54,6 +54,15 @@ RAW_WASM_LAYER_TYPES = (
     MODULE_WASM_LAYER,
 )
 
+# SBOMs stored as referrers (wasmctl sbom --attach, oras attach): the artifact type is the
+# document's own media type. Attested SBOMs are found by their in-toto predicate type
+# instead, as `cosign attest --type cyclonedx|spdxjson` writes them.
+CYCLONEDX_JSON = "application/vnd.cyclonedx+json"
+SPDX_JSON = "application/spdx+json"
+SBOM_TYPES = (CYCLONEDX_JSON, SPDX_JSON)
+CYCLONEDX_PREDICATE = "https://cyclonedx.org/bom"
+SPDX_PREDICATE = "https://spdx.dev/Document"
+
 # Annotations
 ANNOTATION_TITLE = "org.opencontainers.image.title"
 ANNOTATION_CREATED = "org.opencontainers.image.created"

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 from wasmctl._files import read_limited
 from wasmctl.errors import PolicyError
 from wasmctl.scan.capabilities import Capability, strip_version
+from wasmctl.scan.presets import PRESETS
 from wasmctl.wasm.model import ExternKind, ImportEntry
 
 MAX_POLICY_BYTES = 1 << 20
@@ -253,8 +254,6 @@ def _override_rule(spec: str, action: Decision) -> Rule:
 
 # ---------------------------------------------------------------------------------------
 # Loading
-
-PRESETS = ("pure-compute", "no-network", "wasi-p1-strict", "wasi-p2-proxy", "proxy-wasm", "opa")
 
 _TOP_KEYS = {
     "name", "description", "extends", "unknown", "default", "components", "preview1",

@@ -1,11 +1,13 @@
 """Signing and verification: cosign keys, Sigstore bundles, and where they live in OCI."""
 
+from wasmctl.oci.media_types import CYCLONEDX_PREDICATE, SPDX_PREDICATE
+
 # `cosign attest --type` names for the common in-toto predicate types
 # (sigstore/cosign cmd/cosign/cli/options/predicate.go); any URI is accepted as it is.
 PREDICATE_ALIASES = {
-    "cyclonedx": "https://cyclonedx.org/bom",
-    "spdx": "https://spdx.dev/Document",
-    "spdxjson": "https://spdx.dev/Document",
+    "cyclonedx": CYCLONEDX_PREDICATE,
+    "spdx": SPDX_PREDICATE,
+    "spdxjson": SPDX_PREDICATE,
     "slsaprovenance": "https://slsa.dev/provenance/v0.2",
     "slsaprovenance02": "https://slsa.dev/provenance/v0.2",
     "slsaprovenance1": "https://slsa.dev/provenance/v1",

@@ -22,7 +22,7 @@ from typing import Any
 from cryptography import x509
 
 from wasmctl import _json
-from wasmctl.errors import InputError
+from wasmctl.errors import InputError, SignatureError
 
 BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
 BUNDLE_MEDIA_TYPES = {
@@ -228,8 +228,14 @@ class Bundle:
         """The signature bytes timestamps are taken over."""
         if self.envelope is not None:
             return self.envelope.signatures[0].sig
-        assert self.message_signature is not None
-        return self.message_signature.signature
+        return self.signed_message().signature
+
+    def signed_message(self) -> MessageSignature:
+        """The message signature of a bundle without a DSSE envelope. A parsed bundle has one
+        or the other; one made by hand with neither is refused, never read as signed."""
+        if self.message_signature is None:
+            raise SignatureError("the bundle has neither a message signature nor a DSSE envelope")
+        return self.message_signature
 
     def statement(self) -> Statement | None:
         """The in-toto statement of a DSSE bundle."""

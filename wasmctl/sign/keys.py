@@ -30,7 +30,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +45,7 @@ from nacl.exceptions import CryptoError
 from nacl.secret import SecretBox
 
 from wasmctl import _json
-from wasmctl._files import read_limited
+from wasmctl._files import read_limited, replace_atomically
 from wasmctl.errors import InputError
 
 PublicKey: TypeAlias = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
@@ -361,8 +360,9 @@ def write_key_pair(pair: KeyPair, prefix: Path, *, force: bool = False) -> tuple
             for path in (key_path, pub_path):
                 _reserve(path)
                 reserved.append(path)
-        _write_atomically(key_path, pair.private_pem, 0o600)
-        _write_atomically(pub_path, pair.public_pem, 0o644)
+        # durable before the rename: a crash must not leave an empty key in place of a key
+        replace_atomically(key_path, pair.private_pem, mode=0o600, fsync=True, error=KeyFileError)
+        replace_atomically(pub_path, pair.public_pem, mode=0o644, fsync=True, error=KeyFileError)
     except BaseException:
         for path in reserved:
             with contextlib.suppress(OSError):
@@ -384,26 +384,6 @@ def _reserve(path: Path) -> None:
     except OSError as e:
         raise KeyFileError(f"cannot create {path}: {e.strerror or e}") from e
     os.close(fd)
-
-
-def _write_atomically(path: Path, data: bytes, mode: int) -> None:
-    try:
-        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    except OSError as e:
-        raise KeyFileError(f"cannot write {path}: {e.strerror or e}") from e
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, path)
-    except OSError as e:
-        raise KeyFileError(f"cannot write {path}: {e.strerror or e}") from e
-    finally:
-        # After the rename there is nothing left to remove; after a failure, the partial file.
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
 
 
 def _derive(password: bytes, salt: bytes, params: ScryptParams) -> bytes:

@@ -24,7 +24,7 @@ from dataclasses import replace
 from cryptography import x509
 
 from wasmctl import _json
-from wasmctl.errors import SignatureError
+from wasmctl.errors import InternalError, SignatureError
 from wasmctl.sign.bundle import BundleError, Envelope, Statement, TlogEntry
 from wasmctl.sign.keys import PublicKey, verify_signature
 from wasmctl.sign.policy import IdentityPolicy, KeyPolicy, Policy, Signer, certificate_signer
@@ -167,8 +167,7 @@ def _verify_signer(
         if key is None:
             raise SignatureError(f"the signature does not verify with {policy.source}")
         verifier, signer = key, signer_of_key(key)
-    else:
-        assert isinstance(policy, IdentityPolicy)
+    elif isinstance(policy, IdentityPolicy):
         if certificate is None:
             raise SignatureError("signed with a key, but the policy trusts identities")
         if entry is None:
@@ -180,6 +179,8 @@ def _verify_signer(
         if not verifies(certificate_key(certificate)):
             raise SignatureError("the signature does not verify with the certificate's key")
         verifier = certificate
+    else:
+        raise InternalError(f"no verification for a {type(policy).__name__}")
     if entry is not None:
         logged = verify_entry(
             entry,
@@ -190,7 +191,9 @@ def _verify_signer(
             envelope=envelope,
         )
         if certificate is not None and isinstance(policy, IdentityPolicy):
-            assert logged.integrated_time is not None
+            if logged.integrated_time is None:
+                # the certificate is valid for minutes: without the log's time, no time
+                raise SignatureError("a keyless signature whose log entry has no integrated time")
             intermediates = [c for c in _chain(annotations) if c.issuer != c.subject]
             verify_certificate(
                 certificate,

@@ -16,13 +16,14 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 from cryptography.x509.oid import ObjectIdentifier
 
 from wasmctl.errors import InputError
-from wasmctl.sign.keys import PublicKey, key_hint, spki_der
+from wasmctl.sign.keys import PublicKey, key_hint, load_public_key_file, spki_der
 
 _FULCIO = "1.3.6.1.4.1.57264.1."
 OIDC_ISSUER_V1 = ObjectIdentifier(_FULCIO + "1")
@@ -242,3 +243,36 @@ class KeyPolicy:
 
 
 Policy = IdentityPolicy | KeyPolicy
+
+
+def policy_from_options(
+    keys: Sequence[Path] = (),
+    *,
+    identity: str | None = None,
+    identity_regexp: str | None = None,
+    issuer: str | None = None,
+    issuer_regexp: str | None = None,
+    claims: Mapping[str, str | None] | None = None,
+) -> Policy:
+    """The policy `wasmctl verify`'s options ask for: public key files, or a keyless identity
+    and issuer (each exact or a pattern) with CI claims (`CLAIMS` names; None is not given).
+
+    Keys and a keyless policy together, both forms of one value, or a keyless policy
+    without both an identity and an issuer are `InputError`s: a policy that trusts less
+    than it seems to must not be built.
+    """
+    wanted = {name: value for name, value in (claims or {}).items() if value is not None}
+    keyless = any(x is not None for x in (identity, identity_regexp, issuer, issuer_regexp))
+    if keys:
+        if keyless or wanted:
+            raise InputError("give --key or a keyless identity policy, not both")
+        loaded = [load_public_key_file(path) for path in keys]
+        return KeyPolicy(tuple(loaded), ", ".join(str(p) for p in keys))
+    if (identity and identity_regexp) or (issuer and issuer_regexp):
+        raise InputError("give an exact value or a regexp for each of identity and issuer")
+    if not (identity or identity_regexp) or not (issuer or issuer_regexp):
+        raise InputError(
+            "nothing to trust: give --key, or both an identity and an issuer",
+            hint="--certificate-identity[-regexp] with --certificate-oidc-issuer[-regexp]",
+        )
+    return IdentityPolicy(identity, identity_regexp, issuer, issuer_regexp, wanted)

@@ -119,7 +119,8 @@ def root_from_path(leaf: bytes, index: int, tree_size: int, path: tuple[bytes, .
 def verify_inclusion(entry: TlogEntry, log: LogKey) -> None:
     """The entry is in the tree the checkpoint signs."""
     proof = entry.inclusion_proof
-    assert proof is not None
+    if proof is None:
+        raise SignatureError(f"log entry {entry.log_index}: no inclusion proof")
     root = root_from_path(leaf_hash(entry.body), proof.log_index, proof.tree_size, proof.hashes)
     if root != proof.root_hash:
         raise SignatureError(
@@ -174,7 +175,8 @@ def verify_set(entry: TlogEntry, log: LogKey) -> None:
     }
     # For these four values (ints and ASCII strings) RFC 8785 is sorted compact JSON.
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
-    assert entry.signed_entry_timestamp is not None
+    if entry.signed_entry_timestamp is None:
+        raise SignatureError(f"log entry {entry.log_index}: no signed entry timestamp")
     if not verify_signature(log.public_key, entry.signed_entry_timestamp, canonical):
         raise SignatureError(f"log entry {entry.log_index}: the signed entry timestamp is invalid")
 

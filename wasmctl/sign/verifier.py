@@ -39,7 +39,7 @@ from cryptography.x509.verification import (
     VerificationError,
 )
 
-from wasmctl.errors import RemoteError, SignatureError
+from wasmctl.errors import InternalError, RemoteError, SignatureError
 from wasmctl.sign.bundle import (
     COSIGN_SIGN_PREDICATE,
     INTOTO_PAYLOAD_TYPE,
@@ -201,10 +201,8 @@ def _check_content(bundle: Bundle, statement: Statement | None, expected: Expect
             )
         return
     if statement is None:
-        assert bundle.envelope is not None
-        raise SignatureError(
-            f"DSSE payload type {bundle.envelope.payload_type}, not {INTOTO_PAYLOAD_TYPE}"
-        )
+        found = bundle.envelope.payload_type if bundle.envelope is not None else "none"
+        raise SignatureError(f"DSSE payload type {found}, not {INTOTO_PAYLOAD_TYPE}")
     if expected.digest not in statement.digests(algorithm):
         found = ", ".join(statement.digests(algorithm)) or "no sha256 subject"
         raise SignatureError(f"the statement is about {found}, not {expected.digest}")
@@ -250,10 +248,8 @@ def _message_digest(bundle: Bundle) -> bytes | None:
 def _signature_verifies(bundle: Bundle, key: PublicKey, expected: Expectation) -> bool:
     if bundle.envelope is not None:
         return envelope_verifies(bundle.envelope, key)
-    assert bundle.message_signature is not None
-    return digest_signature_verifies(
-        key, bundle.message_signature.signature, bundle.message_signature.digest
-    )
+    signed = bundle.signed_message()
+    return digest_signature_verifies(key, signed.signature, signed.digest)
 
 
 def envelope_verifies(envelope: Envelope, key: PublicKey) -> bool:
@@ -313,8 +309,12 @@ def _verify_with_sigstore_python(
         else:
             payload_type, payload = verifier.verify_dsse(parsed, _SigstorePolicy(policy))
             # What was verified is what was checked before, byte for byte.
-            assert bundle.envelope is not None
-            if payload != bundle.envelope.payload or payload_type != INTOTO_PAYLOAD_TYPE:
+            envelope = bundle.envelope
+            if (
+                envelope is None
+                or payload != envelope.payload
+                or payload_type != INTOTO_PAYLOAD_TYPE
+            ):
                 raise SignatureError("the verified payload is not the bundle's statement")
     except (SigstoreError, ValidationError, ValueError) as e:
         raise SignatureError(_first_line(str(e))) from None
@@ -331,7 +331,8 @@ def _verify_certificate_bundle(
     bundle: Bundle, expected: Expectation, policy: IdentityPolicy, root: TrustedRoot
 ) -> None:
     certificate = bundle.certificate
-    assert certificate is not None
+    if certificate is None:
+        raise InternalError("a bundle without a certificate checked as certificate-signed")
     if not bundle.tlog_entries:
         raise SignatureError("a certificate signature that was never logged")
     times = []
@@ -357,10 +358,8 @@ def _verify_certificate_bundle(
     if bundle.envelope is not None:
         ok = envelope_verifies(bundle.envelope, key)
     else:
-        assert bundle.message_signature is not None
-        ok = digest_signature_verifies(
-            key, bundle.message_signature.signature, bundle.message_signature.digest
-        )
+        signed = bundle.signed_message()
+        ok = digest_signature_verifies(key, signed.signature, signed.digest)
     if not ok:
         raise SignatureError("the signature does not verify with the certificate's key")
 
@@ -417,6 +416,9 @@ def verify_certificate(
 ) -> None:
     """A Fulcio certificate chains to a CA of the trusted root at every trusted time, the CA
     was issuing then, the certificate is for code signing, and its SCT verifies."""
+    if not times:
+        # with no time to check at, the loop below would check nothing
+        raise SignatureError("no trusted time to check the certificate at")
     if any(c.issuer == c.subject for c in intermediates):
         raise SignatureError("the bundle's chain includes a root certificate")
     # Fulcio certificates use code signing, not client auth: allow any EKU in the path
@@ -458,7 +460,8 @@ def verify_certificate(
         raise SignatureError("the certificate lacks key usage extensions") from None
     if not usage.digital_signature or ExtendedKeyUsageOID.CODE_SIGNING not in eku:
         raise SignatureError("the certificate is not for code signing")
-    assert issuer is not None
+    if issuer is None:
+        raise InternalError("a certificate chain checked at no time")
     verify_sct(certificate, issuer, root, required=require_sct)
 
 

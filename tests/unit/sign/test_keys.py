@@ -7,6 +7,7 @@ import base64
 import copy
 import datetime
 import json
+import os
 import stat
 import time
 from pathlib import Path
@@ -478,6 +479,21 @@ def test_force_overwrites_an_existing_pair(pair: KeyPair, tmp_path: Path) -> Non
 def test_unwritable_directory_is_a_key_file_error(pair: KeyPair, tmp_path: Path) -> None:
     with pytest.raises(KeyFileError, match="cannot create"):
         write_key_pair(pair, tmp_path / "missing" / "cosign")
+
+
+def test_a_forced_write_that_fails_is_a_key_file_error(pair: KeyPair, tmp_path: Path) -> None:
+    with pytest.raises(KeyFileError, match="cannot write"):
+        write_key_pair(pair, tmp_path / "missing" / "cosign", force=True)
+    assert not (tmp_path / "missing").exists()
+
+
+def test_the_public_key_is_world_readable_whatever_the_umask(pair: KeyPair, tmp_path: Path) -> None:
+    old = os.umask(0o077)
+    try:
+        _, pub_path = write_key_pair(pair, tmp_path / "cosign")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(pub_path.stat().st_mode) == 0o644
 
 
 # -- the password from the environment ---------------------------------------------------------

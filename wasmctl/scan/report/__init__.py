@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterator
-from typing import assert_never
+from typing import TYPE_CHECKING, assert_never
 
-from wasmctl.scan.model import ScanReport
+if TYPE_CHECKING:  # the command line reads ReportFormat for --help: no scanner loaded for it
+    from wasmctl.scan.model import ScanReport
 
 
 class ReportFormat(enum.StrEnum):
