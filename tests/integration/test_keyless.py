@@ -79,11 +79,11 @@ def test_keyless_signature_of_a_registry_artifact_verifies_with_wasmctl_and_sigs
 
     # sigstore-python, on its own, accepts the stored bundle; its statement is about the digest.
     from wasmctl.oci.reference import parse_reference
-    from wasmctl.oci.transfer import RegistryOptions
-    from wasmctl.sign.storage import find_candidates, open_store
+    from wasmctl.oci.source import RegistryOptions, open_source
+    from wasmctl.sign.storage import find_candidates
 
     options = RegistryOptions(plain_http=frozenset({host}))
-    with open_store(parse_reference(ref), options) as store:
+    with open_source(parse_reference(ref), options) as store:
         candidates, _ = find_candidates(store, report["digest"])
     [candidate] = candidates
     verifier = Verifier(trusted_root=TrustedRoot.from_file(str(root)))

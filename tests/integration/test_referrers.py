@@ -15,7 +15,8 @@ from wasmctl.oci.models import Descriptor, Manifest
 from wasmctl.oci.reference import parse_reference
 from wasmctl.oci.referrers import fallback_tag, list_referrers, push_referrer
 from wasmctl.oci.registry import RegistryClient
-from wasmctl.oci.transfer import RegistryOptions, copy
+from wasmctl.oci.source import RegistryOptions
+from wasmctl.oci.transfer import copy
 
 HELLO = Path(__file__).parents[2] / "examples" / "modules" / "hello.wasm"
 SBOM = "application/vnd.cyclonedx+json"

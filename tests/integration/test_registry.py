@@ -191,7 +191,8 @@ def test_transfers_report_progress(
     registry: RegistryServer, repo_name: str, tmp_path: Path
 ) -> None:
     from wasmctl.oci.reference import parse_reference
-    from wasmctl.oci.transfer import RegistryOptions, copy, pull_modules
+    from wasmctl.oci.source import RegistryOptions
+    from wasmctl.oci.transfer import copy, pull_modules
 
     progress = RecordingProgress()
     options = RegistryOptions(plain_http=frozenset({registry.host}), progress=progress)

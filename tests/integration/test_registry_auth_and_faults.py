@@ -14,7 +14,8 @@ from wasmctl.oci.layout import OCILayout
 from wasmctl.oci.models import Descriptor, Manifest, canonical_json
 from wasmctl.oci.reference import parse_reference
 from wasmctl.oci.registry import DigestMismatchError, RegistryError, RetryPolicy
-from wasmctl.oci.transfer import RegistryOptions, copy
+from wasmctl.oci.source import RegistryOptions
+from wasmctl.oci.transfer import copy
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "modules"
 HELLO = EXAMPLES / "hello.wasm"

@@ -12,7 +12,8 @@ from tests import wasmbytes as wb
 from tests.registry import run_registry
 from wasmctl.cli import run
 from wasmctl.oci.reference import parse_reference
-from wasmctl.oci.transfer import RegistryOptions, copy
+from wasmctl.oci.source import RegistryOptions
+from wasmctl.oci.transfer import copy
 
 BIG = 96 << 20
 

@@ -15,14 +15,14 @@ from tests.vectors import COSIGN
 from wasmctl.cli import run
 from wasmctl.oci import media_types as mt
 from wasmctl.oci.models import Descriptor, Manifest
-from wasmctl.oci.reference import parse_reference
+from wasmctl.oci.reference import RegistryReference, parse_reference
 from wasmctl.oci.referrers import fallback_tag, push_referrer
 from wasmctl.oci.registry import RegistryClient
-from wasmctl.oci.transfer import RegistryOptions
+from wasmctl.oci.source import RegistryOptions, RegistrySource, Session
 from wasmctl.sign.keys import generate_key_pair, key_hint, load_public_key, write_key_pair
 from wasmctl.sign.legacy import SIGNATURE_ANNOTATION, SIMPLE_SIGNING, verify_simple_signing
 from wasmctl.sign.policy import KeyPolicy
-from wasmctl.sign.storage import RegistryStore, find_candidates
+from wasmctl.sign.storage import find_candidates
 from wasmctl.sign.verifier import Expectation, TrustSource
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "modules"
@@ -298,7 +298,8 @@ def test_the_cosign_vector_sig_manifests_are_found_and_verify_from_the_registry(
             raw = cosign_image(client, repo_name, layer, payload)
             client.put_manifest(repo_name, digest.replace(":", "-") + ".sig", mt.OCI_MANIFEST, raw)
             ref = parse_reference(f"{registry.host}/{repo_name}@{digest}")
-            store = RegistryStore(client, ref)  # type: ignore[arg-type]
+            assert isinstance(ref, RegistryReference)
+            store = RegistrySource(Session(client), ref)
             candidates, problems = find_candidates(store, digest)
             assert problems == []
             [candidate] = candidates

@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 
-from wasmctl.cli._common import TableOrJson, terminal_width, use_color, write_output
+from wasmctl.cli._common import terminal_width, use_color, write_output
 from wasmctl.cli.registry import CaFile, PlainHttp, registry_options
+from wasmctl.inspect import InspectFormat
 
 EXAMPLES = """
 Examples:
@@ -34,8 +35,8 @@ def inspect(
         ),
     ],
     fmt: Annotated[
-        TableOrJson, typer.Option("--format", "-f", help="Output format.")
-    ] = TableOrJson.TABLE,
+        InspectFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = InspectFormat.TABLE,
     plain_http: PlainHttp = None,
     ca_file: CaFile = None,
     output: Annotated[
@@ -61,7 +62,7 @@ def inspect(
     else:
         info = describe_file(target)
         render = table.render_module_table
-    if fmt is TableOrJson.JSON:
+    if fmt is InspectFormat.JSON:
         from wasmctl._render import iter_json
 
         # Written as it is encoded: 200,000 imports are 22 MB of JSON.

@@ -11,7 +11,7 @@ import typer
 from wasmctl.cli._common import info
 
 if TYPE_CHECKING:
-    from wasmctl.oci.transfer import RegistryOptions
+    from wasmctl.oci.source import RegistryOptions
 
 PlainHttp = Annotated[
     list[str] | None,
@@ -67,7 +67,7 @@ Examples:
 def registry_options(plain_http: list[str] | None, ca_file: Path | None) -> RegistryOptions:
     """Registry settings from the command line, with progress bars at a terminal."""
     from wasmctl.cli._progress import transfer_progress
-    from wasmctl.oci.transfer import RegistryOptions
+    from wasmctl.oci.source import RegistryOptions
 
     return RegistryOptions(
         plain_http=frozenset(plain_http or ()), ca_file=ca_file, progress=transfer_progress()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import enum
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +17,7 @@ from wasmctl.cli.sign import (
     is_file_target,
     signing_backend,
 )
+from wasmctl.sbom import SbomFormat
 
 EXAMPLES = """
 Examples:
@@ -31,13 +32,6 @@ Examples:
 """
 
 
-class SbomFormatOption(enum.StrEnum):
-    """Formats of `sbom` (the values of `wasmctl.sbom.SbomFormat`)."""
-
-    CYCLONEDX_JSON = "cyclonedx-json"
-    SPDX_JSON = "spdx-json"
-
-
 def sbom(
     target: Annotated[
         str,
@@ -48,8 +42,8 @@ def sbom(
         ),
     ],
     fmt: Annotated[
-        SbomFormatOption, typer.Option("--format", "-f", help="SBOM format.")
-    ] = SbomFormatOption.CYCLONEDX_JSON,
+        SbomFormat, typer.Option("--format", "-f", help="SBOM format.")
+    ] = SbomFormat.CYCLONEDX_JSON,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Write to FILE instead of stdout.", metavar="FILE"),
@@ -84,9 +78,9 @@ def sbom(
     """
     from wasmctl.errors import InputError
     from wasmctl.oci.reference import RegistryReference, parse_destination, parse_reference
-    from wasmctl.sbom import SbomFormat, sbom_for_file, sbom_for_reference
     from wasmctl.sbom import attach as attach_sbom
     from wasmctl.sbom import attest as attest_sbom
+    from wasmctl.sbom import sbom_for_file, sbom_for_reference
 
     if (key or identity_token or trust_config) and attest is None:
         raise InputError("--key, --identity-token and --trust-config are for --attest")
@@ -99,17 +93,19 @@ def sbom(
         if r and not is_file_target(r)
     )
     options = registry_options(plain_http, ca_file) if remote else None
-    chosen = SbomFormat(fmt.value)
-    if is_file_target(target):
-        result = sbom_for_file(Path(target), chosen)
-    else:
-        result = sbom_for_reference(parse_reference(target), chosen, options)
-    write_output(result.text, output)
-    if attach_ref is not None:
-        stored = attach_sbom(result, attach_ref, options)
-        info(f"SBOM attached to {attach} as referrer {stored.digest}")
-    if attest_ref is not None:
-        with signing_backend(key, identity_token, trust_config) as backend:
-            signed = attest_sbom(result, attest_ref, backend, options)
-        info(f"SBOM attested for {attest} ({signed.subject.digest}) as referrer "
-             f"{signed.referrer.digest}")  # fmt: skip
+    # one session per registry for the whole command: the artifact is resolved once
+    with options if options is not None else contextlib.nullcontext():
+        chosen = fmt
+        if is_file_target(target):
+            result = sbom_for_file(Path(target), chosen)
+        else:
+            result = sbom_for_reference(parse_reference(target), chosen, options)
+        write_output(result.text, output)
+        if attach_ref is not None:
+            stored = attach_sbom(result, attach_ref, options)
+            info(f"SBOM attached to {attach} as referrer {stored.digest}")
+        if attest_ref is not None:
+            with signing_backend(key, identity_token, trust_config) as backend:
+                signed = attest_sbom(result, attest_ref, backend, options)
+            info(f"SBOM attested for {attest} ({signed.subject.digest}) as referrer "
+                 f"{signed.referrer.digest}")  # fmt: skip

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from wasmctl.cli._common import ScanFormat, info, terminal_width, use_color, write_output
+from wasmctl.cli._common import info, terminal_width, use_color, write_output
 from wasmctl.cli.registry import CaFile, PlainHttp, registry_options
+from wasmctl.scan.presets import PRESETS
+from wasmctl.scan.report import ReportFormat
 
-PRESET_NAMES = ("pure-compute", "no-network", "wasi-p1-strict", "wasi-p2-proxy", "proxy-wasm",
-                "opa")  # fmt: skip
+if TYPE_CHECKING:
+    from wasmctl.oci.source import RegistryOptions
+    from wasmctl.scan import Policy, ScanReport
+
 EXAMPLES = """
 Examples:
 
@@ -43,8 +47,8 @@ def scan(
         typer.Option(
             "--preset",
             metavar="NAME",
-            help=f"A built-in policy: {', '.join(PRESET_NAMES)}; repeatable.",
-            autocompletion=lambda: list(PRESET_NAMES),
+            help=f"A built-in policy: {', '.join(PRESETS)}; repeatable.",
+            autocompletion=lambda: list(PRESETS),
         ),
     ] = None,
     allow: Annotated[
@@ -61,8 +65,8 @@ def scan(
         typer.Option("--deny", help="Also deny a capability or an import glob.", metavar="RULE"),
     ] = None,
     fmt: Annotated[
-        ScanFormat, typer.Option("--format", "-f", help="Output format.")
-    ] = ScanFormat.TABLE,
+        ReportFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = ReportFormat.TABLE,
     plain_http: PlainHttp = None,
     ca_file: CaFile = None,
     output: Annotated[
@@ -75,8 +79,9 @@ def scan(
     With several policies (presets or files) every one must pass. Without any, imports are
     listed by capability and unknown ones warned about.
     """
-    from wasmctl.scan import AUDIT, Verdict, load_policy_file, load_preset, scan_paths
-    from wasmctl.scan.report import ReportFormat, render_chunks
+    from wasmctl.errors import exit_code_for
+    from wasmctl.scan import AUDIT, load_policy_file, load_preset
+    from wasmctl.scan.report import render_chunks
 
     policies = [load_preset(name) for name in preset or ()]
     policies += [load_policy_file(p) for p in policy or ()]
@@ -89,20 +94,33 @@ def scan(
     remote = any(
         looks_like_reference(t) and not t.startswith(("oci:", "oci-archive:")) for t in targets
     )
-    options = registry_options(plain_http, ca_file) if remote else None
-    report = scan_paths(targets, policies, options)
+    report = _scan(targets, policies, registry_options(plain_http, ca_file) if remote else None)
     chunks = render_chunks(
         report,
-        ReportFormat(fmt.value),
+        fmt,
         color=use_color() and output is None,
         width=terminal_width(),
     )
     write_output(chunks, output)
     if output is not None:
         info(f"{report.verdict}: report written to {output}")
-    if report.verdict is Verdict.DENY:
-        raise typer.Exit(1)
-    if report.remote_failure:
-        raise typer.Exit(3)
-    if report.verdict is Verdict.ERROR:
-        raise typer.Exit(2)
+    code = exit_code_for(report.verdict, remote=report.remote_failure)
+    if code:
+        raise typer.Exit(code)
+
+
+def _scan(
+    targets: list[str], policies: list[Policy], options: RegistryOptions | None
+) -> ScanReport:
+    """The scan, with artifact references fetched here (`scan` judges files only)."""
+    import contextlib
+
+    from wasmctl.oci.reference import looks_like_reference
+    from wasmctl.scan import scan_paths
+
+    if not any(looks_like_reference(t) for t in targets):
+        return scan_paths(targets, policies)
+    from wasmctl.oci.transfer import reference_modules
+
+    with options if options is not None else contextlib.nullcontext():
+        return scan_paths(targets, policies, lambda text: reference_modules(text, options))

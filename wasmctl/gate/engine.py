@@ -15,12 +15,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from wasmctl.errors import DeniedError, InputError, RemoteError, WasmctlError
+from wasmctl.errors import DeniedError, InputError, RemoteError, WasmctlError, exit_code_for
 from wasmctl.gate.policy import GatePolicy, KeylessAuthority, Rules, Scan, Signatures
 from wasmctl.gate.targets import Origin, Target, collect
 from wasmctl.oci.artifact import Artifact, ArtifactKind, LaunchContext
 from wasmctl.oci.reference import LayoutReference, Reference, RegistryReference
-from wasmctl.oci.transfer import RegistryOptions
+from wasmctl.oci.source import RegistryOptions
 from wasmctl.sign.policy import Policy, Signer
 from wasmctl.sign.verifier import TrustSource
 
@@ -111,12 +111,8 @@ class GateReport:
     def exit_code(self) -> int:
         """0 pass, 1 denied, 3 a registry could not be reached, 2 any other error. A gate
         fails closed: an unreachable registry is never a pass."""
-        if self.verdict is Verdict.DENY:
-            return 1
-        if self.verdict is Verdict.ERROR:
-            remote = any(c.remote for t in self.targets for c in t.checks)
-            return 3 if remote else 2
-        return 0
+        remote = any(c.remote for t in self.targets for c in t.checks)
+        return exit_code_for(self.verdict, remote=remote)
 
     def to_json(self) -> dict[str, Any]:
         counts = {v.value: sum(t.verdict is v for t in self.targets) for v in Verdict}
@@ -148,8 +144,11 @@ def run_gate(arguments: Sequence[str], policy: GatePolicy, options: GateOptions)
         options.trusted_root or policy.trusted_root,
         offline=options.offline or policy.offline_root,
     )
-    gate = _Gate(policy, options, trust)
-    return GateReport(policy.source, tuple(gate.target(t) for t in targets))
+    # one session per registry for the whole gate: resolution, modules and signatures of a
+    # target share one client, and nothing is fetched twice
+    with options.registry or RegistryOptions() as registry:
+        gate = _Gate(policy, options, trust, registry)
+        return GateReport(policy.source, tuple(gate.target(t) for t in targets))
 
 
 @dataclass
@@ -161,10 +160,17 @@ class _Resolved:
 
 
 class _Gate:
-    def __init__(self, policy: GatePolicy, options: GateOptions, trust: TrustSource) -> None:
+    def __init__(
+        self,
+        policy: GatePolicy,
+        options: GateOptions,
+        trust: TrustSource,
+        registry: RegistryOptions,
+    ) -> None:
         self.policy = policy
         self.options = options
         self.trust = trust
+        self.registry = registry
         self._scan_policies: dict[Scan, list[Any]] = {}
         self._done: dict[tuple[str, bool, LaunchContext | None], TargetResult] = {}
 
@@ -234,26 +240,17 @@ class _Gate:
     # -- resolution --------------------------------------------------------------------
 
     def _resolve(self, ref: Reference, launch: LaunchContext | None = None) -> _Resolved:
-        from wasmctl.oci.artifact import RepositoryReader, open_artifact, resolve_artifact
-        from wasmctl.oci.models import Descriptor
+        from wasmctl.oci.source import open_artifact
 
         if isinstance(ref, RegistryReference) and self.options.offline:
             ref = self._offline_reference(ref)
+        with open_artifact(ref, launch, self.registry) as (_, artifact):
+            digest = artifact.descriptor.digest
         if isinstance(ref, LayoutReference):
-            with open_artifact(ref, launch) as (_, artifact):
-                digest = artifact.descriptor.digest
-            pinned = LayoutReference(ref.path, None, digest, ref.archive)
-            return _Resolved(pinned, str(ref), digest, artifact)
-        options = self.options.registry or RegistryOptions()
-        with options.client(ref.registry) as client:
-            raw, media_type, digest = client.get_manifest(
-                ref.repository, ref.digest or ref.tag or "latest"
-            )
-            reader = RepositoryReader(client, ref.repository)
-            root = Descriptor(media_type, digest, len(raw))
-            artifact = resolve_artifact(reader, root, str(ref), launch)
-        pinned_ref = RegistryReference(ref.registry, ref.repository, ref.tag, digest)
-        return _Resolved(pinned_ref, str(ref), digest, artifact)
+            pinned: Reference = LayoutReference(ref.path, None, digest, ref.archive)
+        else:
+            pinned = RegistryReference(ref.registry, ref.repository, ref.tag, digest)
+        return _Resolved(pinned, str(ref), digest, artifact)
 
     def _offline_reference(self, ref: RegistryReference) -> LayoutReference:
         """With --offline, a registry reference is read from the local layout: by digest
@@ -345,44 +342,20 @@ class _Gate:
         """The artifact's module files, fetched once for the size and scan checks, from the
         manifest resolution chose (read again, an index could pick another without the pod's
         annotations), named by their path in the image (a compat layer) or their title."""
-        from wasmctl.oci.artifact import extract_modules, open_artifact
+        from wasmctl.oci.artifact import extract_modules
+        from wasmctl.oci.source import open_source
 
         with tempfile.TemporaryDirectory(prefix="wasmctl-gate-") as work, ExitStack() as stack:
             modules: list[tuple[str, Path]] | WasmctlError
             try:
-                ref = resolved.reference
-                if isinstance(ref, LayoutReference):
-                    # an archive's layout lives in a temporary directory: keep it open
-                    layout, _ = stack.enter_context(open_artifact(ref))
-                    extracted = extract_modules(layout, resolved.artifact, Path(work))
-                    modules = [(m.name.rsplit("#", 1)[-1].lstrip("/"), m.path) for m in extracted]
-                else:
-                    modules = self._pull(ref, resolved.artifact, Path(work))
+                # kept open while the files are read: a layout's raw layers are its blob
+                # files, and an archive's layout lives in a temporary directory
+                source = stack.enter_context(open_source(resolved.reference, self.registry))
+                extracted = extract_modules(source, resolved.artifact, Path(work))
+                modules = [(m.name, m.path) for m in extracted]
             except WasmctlError as e:
                 modules = e
             yield modules
-
-    def _pull(
-        self, ref: RegistryReference, artifact: Artifact, work: Path
-    ) -> list[tuple[str, Path]]:
-        """The module files of the resolved manifest's Wasm layers, each blob verified."""
-        from wasmctl.oci import media_types as mt
-        from wasmctl.oci.artifact import is_wasm_layer, tar_modules
-
-        options = self.options.registry or RegistryOptions()
-        modules: list[tuple[str, Path]] = []
-        with options.client(ref.registry) as client:
-            for i, layer in enumerate(artifact.manifest.layers):
-                if not is_wasm_layer(layer, artifact.kind):
-                    continue
-                blob = work / f"layer{i}"
-                client.fetch_blob(ref.repository, layer, blob)
-                if layer.media_type in mt.RAW_WASM_LAYER_TYPES:
-                    modules.append((layer.annotations.get(mt.ANNOTATION_TITLE) or blob.name, blob))
-                    continue
-                with blob.open("rb", buffering=0) as stream:
-                    modules += tar_modules(stream, work / f"extract{i}", layer)
-        return modules
 
     # -- checks --------------------------------------------------------------------------
 
@@ -520,7 +493,7 @@ class _Gate:
                 resolved.reference,
                 policy,
                 self.trust,
-                self.options.registry,
+                self.registry,
                 predicate_type=predicate_type,
             )
             for check in result.checks:

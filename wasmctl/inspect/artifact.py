@@ -5,45 +5,26 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from wasmctl.oci.artifact import (
-    Artifact,
-    RepositoryReader,
-    is_wasm_layer,
-    open_artifact,
-    resolve_artifact,
-)
+from wasmctl.oci import media_types as mt
+from wasmctl.oci.artifact import Artifact, is_wasm_layer
 from wasmctl.oci.models import Descriptor
-from wasmctl.oci.reference import LayoutReference, Reference
-from wasmctl.oci.transfer import RegistryOptions
+from wasmctl.oci.reference import Reference
+from wasmctl.oci.source import RegistryOptions, open_artifact
 
 if TYPE_CHECKING:
     from wasmctl.sign.targets import FoundSignature
 
 SCHEMA = "wasmctl.inspect-artifact/v1"
-# SBOMs attached as referrers (wasmctl sbom --attach, oras attach); attested ones are
-# listed with the signatures
-SBOM_MEDIA_TYPES = ("application/vnd.cyclonedx+json", "application/spdx+json")
 
 
 def inspect_reference(ref: Reference, options: RegistryOptions | None = None) -> dict[str, Any]:
     """Resolve a layout or registry reference and describe it, referrers included."""
-    from wasmctl.oci.referrers import list_layout_referrers, list_referrers
-    from wasmctl.sign.storage import LayoutStore, RegistryStore
     from wasmctl.sign.targets import list_signatures
 
-    if isinstance(ref, LayoutReference):
-        with open_artifact(ref) as (layout, artifact):
-            digest = artifact.descriptor.digest
-            referrers = list_layout_referrers(layout, digest)
-            signatures = list_signatures(LayoutStore(layout, ref, None), digest)
-            return describe_artifact(artifact, referrers, signatures)
-    options = options or RegistryOptions()
-    with options.client(ref.registry) as client:
-        raw, media_type, digest = client.get_manifest(ref.repository, ref.digest or ref.tag or "")
-        reader = RepositoryReader(client, ref.repository)
-        artifact = resolve_artifact(reader, Descriptor(media_type, digest, len(raw)), str(ref))
-        referrers = list_referrers(client, ref.repository, digest)
-        signatures = list_signatures(RegistryStore(client, ref), digest)
+    with open_artifact(ref, options=options) as (source, artifact):
+        digest = artifact.descriptor.digest
+        referrers = source.referrers(digest)
+        signatures = list_signatures(source, digest)
     return describe_artifact(artifact, referrers, signatures)
 
 
@@ -88,7 +69,7 @@ def describe_artifact(
         "sboms": [
             {"digest": r.digest, "artifactType": r.artifact_type}
             for r in referrers or ()
-            if r.artifact_type in SBOM_MEDIA_TYPES
+            if r.artifact_type in mt.SBOM_TYPES  # attached; attested ones are signatures
         ],
     }
     if artifact.index is not None and artifact.index_kind is not None:

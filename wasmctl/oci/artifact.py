@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import hashlib
 import io
-import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from wasmctl._files import open_regular
 from wasmctl.errors import InputError
 from wasmctl.oci import media_types as mt
 from wasmctl.oci.bounded_tar import InflateLimits, open_bounded_tar
-from wasmctl.oci.layout import LayoutError, OCILayout, layout_for_reading
+from wasmctl.oci.layout import LayoutError
 from wasmctl.oci.models import (
     Descriptor,
     Index,
@@ -31,10 +28,6 @@ from wasmctl.oci.models import (
     load_json_object,
     parse_manifest_or_index,
 )
-from wasmctl.oci.reference import LayoutReference
-
-if TYPE_CHECKING:
-    from wasmctl.oci.registry import RegistryClient
 
 MAX_MODULE_BYTES = 1 << 30
 CHUNK = 1 << 20
@@ -282,32 +275,11 @@ def detect(
     return ArtifactKind.UNKNOWN
 
 
-@contextlib.contextmanager
-def open_artifact(
-    ref: LayoutReference, launch: LaunchContext | None = None
-) -> Iterator[tuple[OCILayout, Artifact]]:
-    """Resolve a layout reference to an artifact (an index to its `wasi/wasm` manifest)."""
-    with layout_for_reading(ref) as layout:
-        descriptor = layout.resolve(ref.tag, ref.digest)
-        yield layout, resolve_artifact(layout, descriptor, str(ref), launch)
-
-
 class BlobReader(Protocol):
-    """Where manifests and configs are read from: a layout, or a registry repository."""
+    """Where manifests and configs are read from: a layout, or a registry repository
+    (`wasmctl.oci.source`)."""
 
     def read_blob(self, descriptor: Descriptor, *, limit: int = ...) -> bytes: ...
-
-
-class RepositoryReader:
-    """Reads manifests and configs of one registry repository (a `BlobReader`)."""
-
-    def __init__(self, client: RegistryClient, repository: str) -> None:
-        self.client = client
-        self.repository = repository
-
-    def read_blob(self, descriptor: Descriptor, *, limit: int = 64 << 20) -> bytes:
-        """A manifest or a small blob, verified."""
-        return self.client.read_blob(self.repository, descriptor, limit=limit)
 
 
 def resolve_artifact(
@@ -463,61 +435,48 @@ def is_wasm_layer(layer: Descriptor, kind: ArtifactKind) -> bool:
 
 @dataclass(frozen=True)
 class ExtractedModule:
-    """A module taken out of a layer, with the name to report it by."""
+    """A module taken out of a layer: its name in the artifact (the layer's title, else
+    `layer<i>`; or its path in a compat layer's tar), and the file holding it."""
 
     name: str
     path: Path
     layer: Descriptor
     member: str | None = None  # its path in the layer's tar (a compat image), else None
 
+    def display(self, shown: str) -> str:
+        """How reports name it: `REF#TITLE`, or `REF#/PATH` for a file of a tar layer."""
+        return f"{shown}#/{self.member}" if self.member is not None else f"{shown}#{self.name}"
 
-def extract_modules(layout: OCILayout, artifact: Artifact, workdir: Path) -> list[ExtractedModule]:
-    """Every module of the artifact's Wasm layers, written under `workdir`, digests checked."""
+
+class ModuleSource(Protocol):
+    """Where layer blobs come from (`wasmctl.oci.source.Source`)."""
+
+    def blob_file(self, descriptor: Descriptor, scratch: Path) -> Path: ...
+
+    def open_blob(
+        self, descriptor: Descriptor, scratch: Path
+    ) -> contextlib.AbstractContextManager[io.RawIOBase]: ...
+
+
+def extract_modules(
+    source: ModuleSource, artifact: Artifact, workdir: Path
+) -> list[ExtractedModule]:
+    """Every module of the artifact's Wasm layers, whatever its format, as verified files
+    (a raw Wasm layer's blob; the `*.wasm` files of a compat image's tar layers, under
+    `workdir`), from the manifest `artifact` resolved to (with its launch context, an
+    index may resolve to another manifest than without: pass the resolved artifact)."""
     out: list[ExtractedModule] = []
     for i, layer in enumerate(artifact.manifest.layers):
         if not is_wasm_layer(layer, artifact.kind):
             continue
-        label = layer.annotations.get(mt.ANNOTATION_TITLE) or f"layer{i}"
         if layer.media_type in mt.RAW_WASM_LAYER_TYPES:
-            path = layout.verify_blob(layer)
-            out.append(ExtractedModule(f"{artifact.reference}#{label}", path, layer))
+            label = layer.annotations.get(mt.ANNOTATION_TITLE) or f"layer{i}"
+            out.append(ExtractedModule(label, source.blob_file(layer, workdir), layer))
             continue
-        with open_regular(layout.blob_path(layer.digest), "layer blob", LayoutError) as blob:
-            # the size bounds what the layer may inflate to: it must be the blob's, up front
-            if os.fstat(blob.fileno()).st_size != layer.size:
-                raise LayoutError(f"layer {layer.digest} does not match its digest or size")
-            reader = _VerifyingReader(blob, layer)
-            for name, data_path in tar_modules(reader, workdir / f"layer{i}", layer):
-                out.append(ExtractedModule(f"{artifact.reference}#/{name}", data_path, layer, name))
-            reader.finish()
+        with source.open_blob(layer, workdir) as stream:
+            for name, data_path in tar_modules(stream, workdir / f"extract{i}", layer):
+                out.append(ExtractedModule(name, data_path, layer, name))
     return out
-
-
-class _VerifyingReader(io.RawIOBase):
-    """Reads a blob, hashing it; `finish` drains the rest and compares with the descriptor."""
-
-    def __init__(self, raw: io.BufferedReader, descriptor: Descriptor) -> None:
-        self.raw = raw
-        self.descriptor = descriptor
-        self.hash = hashlib.sha256()
-        self.size = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        n = self.raw.readinto(buffer)
-        if n:
-            self.hash.update(memoryview(buffer)[:n])
-            self.size += n
-        return n or 0
-
-    def finish(self) -> None:
-        while self.read(CHUNK):
-            pass
-        digest = "sha256:" + self.hash.hexdigest()
-        if digest != self.descriptor.digest or self.size != self.descriptor.size:
-            raise LayoutError(f"layer {self.descriptor.digest} does not match its digest or size")
 
 
 def tar_modules(stream: io.RawIOBase, workdir: Path, layer: Descriptor) -> list[tuple[str, Path]]:

@@ -37,7 +37,7 @@ from wasmctl.oci.reference import DEFAULT_TAG, LayoutReference, Reference, Regis
 from wasmctl.wasm.model import Module
 
 if TYPE_CHECKING:
-    from wasmctl.oci.transfer import RegistryOptions
+    from wasmctl.oci.source import RegistryOptions
 from wasmctl.wasm.parser import exported_i32_global, open_binary, parse
 
 # Part of the format: another level, or another block size in pgzip, gives another digest.

@@ -245,7 +245,9 @@ class LayoutWriter:
         layout = self.layout
         marker = layout.root / "oci-layout"
         if not marker.exists():
-            atomic_write(marker, canonical_json({"imageLayoutVersion": mt.OCI_LAYOUT_VERSION}))
+            replace_atomically(
+                marker, canonical_json({"imageLayoutVersion": mt.OCI_LAYOUT_VERSION})
+            )
         layout.blobs.mkdir(parents=True, exist_ok=True)
         for digest, staged in self._staged.items():
             target = layout.blob_path(digest)
@@ -255,7 +257,7 @@ class LayoutWriter:
                 self._committed.append(target)
         self._staged.clear()
         if self._tags or not (layout.root / "index.json").exists():
-            atomic_write(layout.root / "index.json", self._updated_index().to_bytes())
+            replace_atomically(layout.root / "index.json", self._updated_index().to_bytes())
         self._committed.clear()
         self._remove_scratch()
 
@@ -413,12 +415,6 @@ def _file_digest(path: Path) -> str:
             return sha256_digest(b"")
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
             return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` (following the umask) so readers see the old file or the
-    new one."""
-    replace_atomically(path, data)
 
 
 @contextlib.contextmanager

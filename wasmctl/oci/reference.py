@@ -94,6 +94,19 @@ class RegistryReference:
 Reference = LayoutReference | RegistryReference
 
 
+def manifest_reference(ref: RegistryReference) -> str:
+    """What a read asks a registry for: the digest when pinned, else the tag, else `latest`."""
+    return ref.digest or ref.tag or DEFAULT_TAG
+
+
+def destination_tag(ref: Reference) -> str:
+    """The tag a write puts its root under: the tag, else (a registry) the digest, else
+    `latest`."""
+    if isinstance(ref, RegistryReference):
+        return ref.tag or ref.digest or DEFAULT_TAG
+    return ref.tag or DEFAULT_TAG
+
+
 def parse_reference(text: str) -> Reference:
     """Any reference wasmctl understands."""
     if text.startswith("oci-archive:"):

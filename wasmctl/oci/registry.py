@@ -387,9 +387,11 @@ def _proxied() -> bool:
     return any(proxies.get(scheme) for scheme in ("http", "https", "all"))
 
 
-def _http_client(ca_file: Path | None, timeout: httpx.Timeout) -> httpx.Client:
+def _http_client(
+    ca_file: Path | None, timeout: httpx.Timeout, transport: httpx.BaseTransport | None = None
+) -> httpx.Client:
     """The client a `RegistryClient` makes for itself: on a `DeadlineTransport`, unless a
-    proxy is configured.
+    proxy is configured or a `transport` is given (a test's in-process registry).
 
     With a proxy, httpx's own transports take over (they read the proxy variables, NO_PROXY
     included, and speak to HTTP and SOCKS proxies); `DeadlineTransport` does not repeat all
@@ -402,7 +404,8 @@ def _http_client(ca_file: Path | None, timeout: httpx.Timeout) -> httpx.Client:
     )
     # httpx's own context for `verify=True` (SSL_CERT_FILE, SSL_CERT_DIR, else certifi).
     ssl_context = httpx.create_ssl_context(verify=verify)
-    transport = None if _proxied() else DeadlineTransport(ssl_context)
+    if transport is None and not _proxied():
+        transport = DeadlineTransport(ssl_context)
     # Redirects are followed by `RegistryClient._send`, never by httpx: which hop may carry
     # credentials is this client's decision.
     return httpx.Client(
@@ -495,6 +498,7 @@ class RegistryClient:
         timeouts: TimeoutPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         progress: Progress | None = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.registry = registry
         host = DOCKER_HUB_API if registry == "docker.io" else registry
@@ -502,7 +506,7 @@ class RegistryClient:
         self.origin = _origin(self.base)
         self.timeouts = timeouts or TimeoutPolicy.from_env()
         if http is None:
-            http = _http_client(ca_file, self.timeouts.httpx_timeout())
+            http = _http_client(ca_file, self.timeouts.httpx_timeout(), transport)
             self._own_http = True
         else:
             self._own_http = False

@@ -10,6 +10,7 @@ streams) into a temporary directory first.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import tempfile
@@ -17,44 +18,22 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
 
 from wasmctl._files import create_mode
 from wasmctl.errors import InputError
 from wasmctl.oci import media_types as mt
-from wasmctl.oci.layout import (
-    LayoutWriter,
-    OCILayout,
-    clone_or_copy,
-    layout_for_reading,
-    layout_for_writing,
+from wasmctl.oci.layout import clone_or_copy
+from wasmctl.oci.models import Descriptor, Manifest, parse_manifest_or_index
+from wasmctl.oci.reference import (
+    LayoutReference,
+    Reference,
+    RegistryReference,
+    destination_tag,
+    parse_reference,
 )
-from wasmctl.oci.models import Descriptor, Index, Manifest, parse_manifest_or_index, sha256_digest
-from wasmctl.oci.reference import DEFAULT_TAG, LayoutReference, Reference, RegistryReference
-from wasmctl.oci.registry import Progress, RegistryClient, RetryPolicy
+from wasmctl.oci.source import RegistryOptions, Source, open_artifact, open_source
 
-if TYPE_CHECKING:
-    from wasmctl.oci.artifact import BlobReader
-
-
-@dataclass(frozen=True)
-class RegistryOptions:
-    """How to reach registries: plain HTTP for some hosts, a private CA."""
-
-    plain_http: frozenset[str] = frozenset()
-    ca_file: Path | None = None
-    retry: RetryPolicy | None = None
-    progress: Progress | None = None
-
-    def client(self, registry: str) -> RegistryClient:
-        """A client for one registry."""
-        return RegistryClient(
-            registry,
-            plain_http=registry in self.plain_http,
-            ca_file=self.ca_file,
-            retry=self.retry,
-            progress=self.progress,
-        )
+__all__ = ["RegistryOptions", "TransferStats", "copy", "pull_modules", "reference_modules", "tag"]
 
 
 @dataclass
@@ -68,88 +47,11 @@ class TransferStats:
     details: list[str] = field(default_factory=list)
 
 
-class _Source:
-    """Read side: resolve the reference, read manifests, give blob files."""
-
-    def __init__(
-        self, layout: OCILayout | None, client: RegistryClient | None, ref: Reference, scratch: Path
-    ) -> None:
-        self.layout = layout
-        self.client = client
-        self.ref = ref
-        self.scratch = scratch
-
-    def resolve(self) -> tuple[Descriptor, bytes]:
-        if isinstance(self.ref, RegistryReference):
-            assert self.client is not None
-            reference = self.ref.digest or self.ref.tag or DEFAULT_TAG
-            raw, media_type, digest = self.client.get_manifest(self.ref.repository, reference)
-            return Descriptor(media_type or _sniff(raw), digest, len(raw)), raw
-        assert self.layout is not None
-        descriptor = self.layout.resolve(self.ref.tag, self.ref.digest)
-        return descriptor, self.layout.read_blob(descriptor, limit=4 << 20)
-
-    def manifest(self, descriptor: Descriptor) -> bytes:
-        if self.layout is not None:
-            return self.layout.read_blob(descriptor, limit=4 << 20)
-        assert self.client is not None and isinstance(self.ref, RegistryReference)
-        raw, _, _ = self.client.get_manifest(self.ref.repository, descriptor.digest)
-        if len(raw) != descriptor.size or sha256_digest(raw) != descriptor.digest:
-            raise InputError(
-                f"{self.ref}: manifest {descriptor.digest} is {len(raw)} bytes, but its "
-                f"descriptor says {descriptor.size}"
-            )
-        return raw
-
-    def reader(self) -> BlobReader:
-        """Manifests and configs, for `resolve_artifact`."""
-        if self.layout is not None:
-            return self.layout
-        from wasmctl.oci.artifact import RepositoryReader
-
-        assert self.client is not None and isinstance(self.ref, RegistryReference)
-        return RepositoryReader(self.client, self.ref.repository)
-
-    def referrers(self, digest: str) -> list[Descriptor]:
-        from wasmctl.oci.referrers import list_layout_referrers, list_referrers
-
-        if self.layout is not None:
-            return list_layout_referrers(self.layout, digest)
-        assert self.client is not None and isinstance(self.ref, RegistryReference)
-        return list_referrers(self.client, self.ref.repository, digest)
-
-    def blob_file(self, descriptor: Descriptor) -> Path:
-        """A file holding the blob, its size and digest checked against `descriptor` (a
-        layout's is read in place; a registry's is downloaded, verified as it streams)."""
-        if self.layout is not None:
-            return self.layout.verify_blob(descriptor)
-        assert self.client is not None and isinstance(self.ref, RegistryReference)
-        target = self.scratch / descriptor.digest.replace(":", "-")
-        if not target.exists():
-            self.client.fetch_blob(self.ref.repository, descriptor, target)
-        return target
-
-    def fetch_into(self, descriptor: Descriptor, target: Path) -> None:
-        """Write the blob, verified, to `target` (from a registry in one pass)."""
-        if self.layout is not None:
-            clone_or_copy(self.layout.verify_blob(descriptor), target)
-            return
-        assert self.client is not None and isinstance(self.ref, RegistryReference)
-        self.client.fetch_blob(self.ref.repository, descriptor, target)
-
-
-def _sniff(raw: bytes) -> str:
-    document = parse_manifest_or_index(raw)
-    if isinstance(document, Index):
-        return document.media_type or mt.OCI_INDEX
-    return document.media_type or mt.OCI_MANIFEST
-
-
 MAX_INDEX_DEPTH = 16  # indexes of indexes: buildx nests 2 deep; nothing real nests 16
 
 
 def _graph(
-    source: _Source,
+    source: Source,
     root: Descriptor,
     raw: bytes,
     *,
@@ -170,25 +72,16 @@ def _graph(
     else:
         if depth >= MAX_INDEX_DEPTH:
             raise InputError(
-                f"{source.ref}: indexes nested more than {MAX_INDEX_DEPTH} deep; refusing it"
+                f"{source.reference}: indexes nested more than {MAX_INDEX_DEPTH} deep; refusing it"
             )
         for child in document.manifests:
             if child.digest in seen:
                 continue
             seen.add(child.digest)
-            yield from _graph(source, child, source.manifest(child), depth=depth + 1, seen=seen)
+            yield from _graph(
+                source, child, source.child_manifest(child), depth=depth + 1, seen=seen
+            )
     yield root, raw
-
-
-@contextlib.contextmanager
-def _opened_source(ref: Reference, options: RegistryOptions) -> Iterator[_Source]:
-    with tempfile.TemporaryDirectory(prefix="wasmctl-pull-") as scratch:
-        if isinstance(ref, RegistryReference):
-            with options.client(ref.registry) as client:
-                yield _Source(None, client, ref, Path(scratch))
-        else:
-            with layout_for_reading(ref) as layout:
-                yield _Source(layout, None, ref, Path(scratch))
 
 
 MAX_REFERRER_DEPTH = 8
@@ -207,19 +100,25 @@ def copy(
     stats = TransferStats()
     if isinstance(dst, LayoutReference) and dst.digest is not None:
         raise InputError(f"{dst}: copy into a layout writes a tag, not a digest")
-    with _opened_source(src, options) as source, _opened_sink(dst, source, options) as sink:
+    with (
+        options,
+        tempfile.TemporaryDirectory(prefix="wasmctl-pull-") as scratch,
+        open_source(src, options) as source,
+        open_source(dst, options, write=True) as destination,
+    ):
+        sink = _Sink(destination, source, Path(scratch))
         root, raw = source.resolve()
         if isinstance(dst, RegistryReference) and dst.digest and dst.digest != root.digest:
             raise InputError(f"{dst}: the source is {root.digest}, not {dst.digest}")
-        sink.send(source, _graph(source, root, raw), stats)
-        sink.put_root(root, raw)
+        sink.send(_graph(source, root, raw), stats)
+        destination.put_tagged(root, raw, destination_tag(dst))
         stats.manifests += 1
         if recursive:
             _copy_referrers(source, sink, root.digest, stats)
     return root, stats
 
 
-def _copy_referrers(source: _Source, sink: _Sink, subject: str, stats: TransferStats) -> None:
+def _copy_referrers(source: Source, sink: _Sink, subject: str, stats: TransferStats) -> None:
     """The referrers of `subject`, and theirs, breadth first, each digest visited once:
     fallback tags are mutable, so referrers can form a cycle (A refers to B, B to A), and a
     walk that revisits grows exponentially with its length."""
@@ -232,9 +131,9 @@ def _copy_referrers(source: _Source, sink: _Sink, subject: str, stats: TransferS
                 if referrer.digest in visited:
                     continue
                 visited.add(referrer.digest)
-                raw = source.manifest(referrer)
-                sink.send(source, _graph(source, referrer, raw), stats)
-                sink.put_referrer(raw)
+                raw = source.child_manifest(referrer)
+                sink.send(_graph(source, referrer, raw), stats)
+                sink.destination.put_referrer(raw)
                 stats.manifests += 1
                 stats.details.append(f"referrer {referrer.artifact_type} {referrer.digest}")
                 following.append(referrer.digest)
@@ -242,120 +141,53 @@ def _copy_referrers(source: _Source, sink: _Sink, subject: str, stats: TransferS
 
 
 class _Sink:
-    """Write side: blobs it lacks, child manifests by digest, the root under a tag."""
+    """Write side: blobs the destination lacks and child manifests by digest."""
 
-    def __init__(
-        self,
-        client: RegistryClient | None,
-        repository: str | None,
-        writer: LayoutWriter | None,
-        tag: str,
-        mount_from: str | None,
-    ) -> None:
-        self.client = client
-        self.repository = repository or ""
-        self.writer = writer
-        self.tag = tag
-        self.mount_from = mount_from
+    def __init__(self, destination: Source, source: Source, scratch: Path) -> None:
+        self.destination = destination
+        self.source = source
+        self.scratch = scratch
+        self.mount_from: str | None = None
+        src, dst = source.reference, destination.reference
+        same_registry = (
+            isinstance(src, RegistryReference)
+            and isinstance(dst, RegistryReference)
+            and src.registry == dst.registry
+        )
+        if same_registry and isinstance(src, RegistryReference):
+            self.mount_from = src.repository
         self.seen: set[str] = set()
 
-    def send(
-        self,
-        source: _Source,
-        nodes: Iterator[tuple[Descriptor, bytes | None]],
-        stats: TransferStats,
-    ) -> None:
+    def send(self, nodes: Iterator[tuple[Descriptor, bytes | None]], stats: TransferStats) -> None:
         """Everything below the root: blobs the destination lacks, then child manifests."""
         for descriptor, manifest in list(nodes)[:-1]:
             if descriptor.digest in self.seen:
                 continue
             self.seen.add(descriptor.digest)
             if manifest is None:
-                sent = self._blob(source, descriptor)
+                sent = self.destination.put_blob(
+                    descriptor,
+                    functools.partial(self.source.blob_file, descriptor, self.scratch),
+                    mount_from=self.mount_from,
+                    shown=str(self.source.reference),
+                )
                 stats.blobs_sent += bool(sent)
                 stats.blobs_skipped += not sent
                 stats.bytes_sent += sent
             else:
-                self._manifest(descriptor, manifest)
+                self.destination.put_manifest(descriptor, manifest)
                 stats.manifests += 1
-
-    def _blob(self, source: _Source, descriptor: Descriptor) -> int:
-        if self.client is not None:
-            return self.client.push_blob(
-                self.repository,
-                descriptor,
-                source.blob_file(descriptor),
-                mount_from=self.mount_from,
-            )
-        assert self.writer is not None
-        if self.writer.layout.has_blob(descriptor.digest):
-            present = self.writer.layout.blob_path(descriptor.digest).stat().st_size
-            if present != descriptor.size:
-                raise InputError(
-                    f"{source.ref}: blob {descriptor.digest} is {present} bytes, but its "
-                    f"descriptor says {descriptor.size}"
-                )
-            return 0
-        added = self.writer.add_file(descriptor.media_type, source.blob_file(descriptor))
-        if added.digest != descriptor.digest or added.size != descriptor.size:
-            raise InputError(
-                f"{source.ref}: blob {descriptor.digest} does not match its digest or size"
-            )
-        return added.size
-
-    def _manifest(self, descriptor: Descriptor, raw: bytes) -> None:
-        if self.client is not None:
-            self.client.put_manifest(self.repository, descriptor.digest, descriptor.media_type, raw)
-        else:
-            assert self.writer is not None
-            self.writer.add_bytes(descriptor.media_type, raw)
-
-    def put_root(self, root: Descriptor, raw: bytes) -> None:
-        if self.client is not None:
-            self.client.put_manifest(self.repository, self.tag, root.media_type, raw)
-            return
-        assert self.writer is not None
-        self.writer.add_bytes(root.media_type, raw)
-        self.writer.tag(Descriptor(root.media_type, root.digest, root.size), self.tag)
-
-    def put_referrer(self, raw: bytes) -> None:
-        from wasmctl.oci.referrers import add_layout_referrer, push_referrer
-
-        if self.client is not None:
-            push_referrer(self.client, self.repository, raw)
-        else:
-            assert self.writer is not None
-            add_layout_referrer(self.writer, raw)
-
-
-@contextlib.contextmanager
-def _opened_sink(dst: Reference, source: _Source, options: RegistryOptions) -> Iterator[_Sink]:
-    if isinstance(dst, RegistryReference):
-        mount_from = None
-        if isinstance(source.ref, RegistryReference) and source.ref.registry == dst.registry:
-            mount_from = source.ref.repository
-        tag = dst.tag or dst.digest or DEFAULT_TAG
-        with options.client(dst.registry) as client:
-            yield _Sink(client, dst.repository, None, tag, mount_from)
-    else:
-        with layout_for_writing(dst) as writer:
-            yield _Sink(None, None, writer, dst.tag or DEFAULT_TAG, None)
 
 
 def tag(ref: Reference, new_tag: str, options: RegistryOptions | None = None) -> Descriptor:
     """Point another tag at what `ref` points at, in the same repository or layout."""
-    options = options or RegistryOptions()
-    if isinstance(ref, RegistryReference):
-        with options.client(ref.registry) as client:
-            raw, media_type, digest = client.get_manifest(
-                ref.repository, ref.digest or ref.tag or DEFAULT_TAG
-            )
-            client.put_manifest(ref.repository, new_tag, media_type or _sniff(raw), raw)
-            return Descriptor(media_type or _sniff(raw), digest, len(raw))
-    with layout_for_reading(ref) as layout:
-        descriptor = layout.resolve(ref.tag, ref.digest)
-    with layout_for_writing(ref.with_tag(new_tag)) as writer:
-        writer.tag(Descriptor(descriptor.media_type, descriptor.digest, descriptor.size), new_tag)
+    with open_source(ref, options) as source:
+        descriptor, raw = source.resolve()
+        if isinstance(ref, RegistryReference):
+            source.put_tagged(descriptor, raw, new_tag)
+            return descriptor
+    with open_source(ref.with_tag(new_tag), write=True) as destination:
+        destination.put_tagged(descriptor, raw, new_tag)
     return descriptor
 
 
@@ -418,12 +250,14 @@ def pull_modules(
     """
     from wasmctl.oci.artifact import is_wasm_layer, resolve_artifact, tar_modules
 
-    options = options or RegistryOptions()
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir} exists and is not a directory; -o names a directory")
-    with _opened_source(ref, options) as source:
-        root, _ = source.resolve()
-        artifact = resolve_artifact(source.reader(), root, str(ref))
+    with (
+        tempfile.TemporaryDirectory(prefix="wasmctl-pull-") as temporary,
+        open_source(ref, options) as source,
+    ):
+        scratch = Path(temporary)
+        artifact = resolve_artifact(source, source.subject(), str(ref))
         wasm = [layer for layer in artifact.manifest.layers if is_wasm_layer(layer, artifact.kind)]
         if not wasm:
             raise InputError(f"{ref}: no Wasm layer in this {artifact.kind} artifact")
@@ -438,8 +272,8 @@ def pull_modules(
                 if item.module and not all_layers:
                     _require_module(target, item.name, ref)
             for i, layer in enumerate(tars):
-                with source.blob_file(layer).open("rb", buffering=0) as stream:
-                    found = tar_modules(stream, source.scratch / f"extract{i}", layer)
+                with source.blob_file(layer, scratch).open("rb", buffering=0) as stream:
+                    found = tar_modules(stream, scratch / f"extract{i}", layer)
                 for member, path in found:
                     name = safe_file_name(PurePosixPath(member).name)
                     staging.reserve(name)
@@ -447,6 +281,28 @@ def pull_modules(
                         _require_module(path, name, ref)
                     clone_or_copy(path, staging.path(name))
             return staging.commit()
+
+
+@contextlib.contextmanager
+def reference_modules(
+    text: str, options: RegistryOptions | None = None
+) -> Iterator[list[tuple[str, Path]]]:
+    """The module files of the artifact `text` names, with the names reports give them, for
+    the block: a registry's pulled as `pull` writes them (`TEXT#FILE`), a layout's or an
+    archive's taken out in place (`REF#TITLE`, `REF#/PATH` for a compat layer's files)."""
+    from wasmctl.oci.artifact import extract_modules
+
+    ref = parse_reference(text)
+    with tempfile.TemporaryDirectory(prefix="wasmctl-scan-") as work:
+        if isinstance(ref, RegistryReference):
+            files = pull_modules(ref, Path(work), options)
+            yield [(f"{text}#{f.name}", f) for f in files]
+            return
+        with open_artifact(ref, options=options) as (source, artifact):
+            modules = extract_modules(source, artifact, Path(work))
+            if not modules:
+                raise InputError(f"no Wasm layer in this {artifact.kind} artifact")
+            yield [(m.display(artifact.reference), m.path) for m in modules]
 
 
 def _plan(

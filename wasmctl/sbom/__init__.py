@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wasmctl._epoch import rfc3339, source_date_epoch
+from wasmctl.oci import media_types as mt
 
 if TYPE_CHECKING:
     from wasmctl.oci.models import Descriptor
     from wasmctl.oci.reference import Reference
-    from wasmctl.oci.transfer import RegistryOptions
+    from wasmctl.oci.source import RegistryOptions
     from wasmctl.sbom.facts import Subject
     from wasmctl.sign.signer import SigningBackend
     from wasmctl.sign.targets import SignedArtifact
@@ -35,16 +36,12 @@ class SbomFormat(enum.StrEnum):
         return PREDICATE_TYPES[self]
 
 
-MEDIA_TYPES = {
-    SbomFormat.CYCLONEDX_JSON: "application/vnd.cyclonedx+json",
-    SbomFormat.SPDX_JSON: "application/spdx+json",
-}
+MEDIA_TYPES = {SbomFormat.CYCLONEDX_JSON: mt.CYCLONEDX_JSON, SbomFormat.SPDX_JSON: mt.SPDX_JSON}
 # in-toto predicate types, as `cosign attest --type cyclonedx|spdxjson` writes them
 PREDICATE_TYPES = {
-    SbomFormat.CYCLONEDX_JSON: "https://cyclonedx.org/bom",
-    SbomFormat.SPDX_JSON: "https://spdx.dev/Document",
+    SbomFormat.CYCLONEDX_JSON: mt.CYCLONEDX_PREDICATE,
+    SbomFormat.SPDX_JSON: mt.SPDX_PREDICATE,
 }
-SBOM_MEDIA_TYPES = frozenset(MEDIA_TYPES.values())
 
 
 @dataclass(frozen=True)
@@ -91,12 +88,12 @@ def attach(sbom: Sbom, ref: Reference, options: RegistryOptions | None = None) -
     media type, as `oras attach --artifact-type` would)."""
     from wasmctl.oci import media_types as mt
     from wasmctl.oci.models import Descriptor, Manifest
-    from wasmctl.sign.storage import open_store
+    from wasmctl.oci.source import open_source
 
     data = sbom.text.encode()
     config = Descriptor.of(mt.OCI_EMPTY, mt.EMPTY_JSON)
     layer = Descriptor.of(sbom.format.media_type, data)
-    with open_store(ref, options, write=True) as store:
+    with open_source(ref, options, write=True) as store:
         subject = store.subject()
         manifest = Manifest(
             config=config,

@@ -13,11 +13,10 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wasmctl.errors import InputError
 from wasmctl.oci.reference import LayoutReference, Reference, RegistryReference
-from wasmctl.oci.transfer import RegistryOptions
 from wasmctl.sbom.deps import (
     DEP_SECTION,
     CargoDependencies,
@@ -29,6 +28,9 @@ from wasmctl.scan.capabilities import classify_import
 from wasmctl.wasm._reader import Buffer
 from wasmctl.wasm.model import Module, ModuleKind, ProducerField, TargetFeature
 from wasmctl.wasm.parser import open_binary, parse
+
+if TYPE_CHECKING:
+    from wasmctl.oci.source import RegistryOptions
 
 # wasm-metadata's sections (`wasm-tools metadata add`), each a UTF-8 payload
 METADATA_SECTIONS = ("authors", "description", "licenses", "source", "homepage", "revision",
@@ -191,24 +193,25 @@ def _stem(path: Path) -> str:
 
 def reference_facts(ref: Reference, options: RegistryOptions | None = None) -> Subject:
     """Facts about every Wasm module in an artifact, and the artifact itself."""
-    from wasmctl.oci.artifact import extract_modules, open_artifact
+    from wasmctl.oci.artifact import extract_modules
+    from wasmctl.oci.source import RegistryOptions, open_artifact, open_source
     from wasmctl.oci.transfer import pull_modules
-    from wasmctl.sign.storage import open_store
 
     with tempfile.TemporaryDirectory(prefix="wasmctl-sbom-") as work:
         if isinstance(ref, RegistryReference):
-            with open_store(ref, options) as store:
-                digest = store.subject().digest
-            pinned = RegistryReference(ref.registry, ref.repository, None, digest)
-            files = [(f, f.name) for f in pull_modules(pinned, Path(work), options)]
+            options = options or RegistryOptions()
+            with options, open_source(ref, options) as source:
+                digest = source.subject().digest
+                pinned = RegistryReference(ref.registry, ref.repository, None, digest)
+                files = [(f, f.name) for f in pull_modules(pinned, Path(work), options)]
             artifact = ArtifactFacts(
                 str(ref), ref.repository.rsplit("/", 1)[-1].lower(), digest, ref.name, ref.tag
             )
         else:
-            with open_artifact(ref) as (layout, found):
-                extracted = extract_modules(layout, found, Path(work))
+            with open_artifact(ref) as (source, found):
+                extracted = extract_modules(source, found, Path(work))
                 digest = found.descriptor.digest
-            files = [(m.path, m.name.rsplit("#", 1)[-1].lstrip("/")) for m in extracted]
+            files = [(m.path, m.name) for m in extracted]
             artifact = ArtifactFacts(str(ref), _layout_name(ref), digest, None, ref.tag)
         if not files:
             raise InputError(f"{ref}: no Wasm layer in this artifact")

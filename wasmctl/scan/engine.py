@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from wasmctl.errors import InputError, WasmParseError
+from wasmctl.errors import InputError, RemoteError, WasmParseError
 from wasmctl.oci.reference import looks_like_reference
 from wasmctl.scan.capabilities import (
     PREVIEW1_STANDARD,
@@ -22,12 +21,15 @@ from wasmctl.scan.policy import ComponentRule, Decision, Policy, Ruling
 from wasmctl.wasm.model import ExternKind, ImportEntry, Module
 from wasmctl.wasm.parser import open_binary, parse
 
-if TYPE_CHECKING:
-    from wasmctl.oci.transfer import RegistryOptions
-
 _LEVEL = {Decision.DENY: Level.ERROR, Decision.WARN: Level.WARNING}
 _UNBUNDLED = (ExternKind.MODULE, ExternKind.COMPONENT)
 PREVIEW1_RULE = "preview1: standard"
+
+ReferenceModules = Callable[[str], AbstractContextManager[Sequence[tuple[str, Path]]]]
+"""Opens the modules of an artifact reference for a block: (display name, file) pairs.
+
+The scanner judges files; fetching an artifact is someone else's work (the command line
+passes `wasmctl.oci.transfer.reference_modules`)."""
 
 
 def evaluate(module: Module, policies: Sequence[Policy], *, path: str, size: int) -> TargetReport:
@@ -252,16 +254,16 @@ def scan_file(
 def scan_paths(
     targets: Sequence[str | Path],
     policies: Sequence[Policy],
-    registry_options: RegistryOptions | None = None,
+    modules: ReferenceModules | None = None,
 ) -> ScanReport:
-    """Scan files, directories (recursively, `*.wasm`) and artifacts (`oci:` and
-    `oci-archive:` references: their Wasm layers) against all `policies`."""
+    """Scan files, directories (recursively, `*.wasm`) and artifacts (references: their
+    Wasm layers, as `modules` opens them) against all `policies`."""
     if not policies:
         raise InputError("no policy to scan against")
     reports: list[TargetReport] = []
     for target in targets:
         if isinstance(target, str) and looks_like_reference(target):
-            reports.extend(scan_reference(target, policies, registry_options))
+            reports.extend(scan_reference(target, policies, modules))
             continue
         path = Path(target)
         if path.is_dir():
@@ -284,29 +286,16 @@ def scan_paths(
 
 
 def scan_reference(
-    text: str, policies: Sequence[Policy], registry_options: RegistryOptions | None = None
+    text: str, policies: Sequence[Policy], modules: ReferenceModules | None
 ) -> list[TargetReport]:
-    """Scan every module in the Wasm layers of an artifact, whatever its format: in a layout,
-    or pulled from a registry into a temporary directory first."""
-    from wasmctl.errors import RemoteError
-    from wasmctl.oci.artifact import extract_modules, open_artifact
-    from wasmctl.oci.reference import LayoutReference, parse_reference
-    from wasmctl.oci.transfer import pull_modules
-
+    """Scan every module of an artifact, as `modules` opens them; an artifact that cannot
+    be read is a target with an error (remote when a registry failed)."""
+    if modules is None:
+        error = "artifact references are scanned by the command line, or with `modules`"
+        return [TargetReport(text, None, None, (), (), error=error)]
     try:
-        ref = parse_reference(text)
-        if not isinstance(ref, LayoutReference):
-            with tempfile.TemporaryDirectory(prefix="wasmctl-scan-") as work:
-                files = pull_modules(ref, Path(work), registry_options)
-                return [scan_file(f, policies, display=f"{text}#{f.name}") for f in files]
-        with (
-            tempfile.TemporaryDirectory(prefix="wasmctl-scan-") as work,
-            open_artifact(ref) as (layout, artifact),
-        ):
-            modules = extract_modules(layout, artifact, Path(work))
-            if not modules:
-                raise InputError(f"no Wasm layer in this {artifact.kind} artifact")
-            return [scan_file(m.path, policies, display=m.name) for m in modules]
+        with modules(text) as found:
+            return [scan_file(path, policies, display=name) for name, path in found]
     except InputError as e:
         return [TargetReport(text, None, None, (), (), error=e.message)]
     except RemoteError as e:

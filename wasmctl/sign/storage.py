@@ -1,4 +1,4 @@
-"""Where signatures of an OCI artifact live, in a registry or an OCI layout.
+"""Signatures as OCI artifacts: the referrer that stores one, and the candidates found.
 
 Written as cosign v3 writes them (specs/BUNDLE_SPEC.md): a referrer manifest with
 `artifactType` `application/vnd.dev.sigstore.bundle.v0.3+json`, the empty config, the bundle
@@ -15,27 +15,14 @@ PR #16754): each candidate manifest is read and judged by its own layers.
 
 from __future__ import annotations
 
-import contextlib
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Protocol
 
 from wasmctl._epoch import rfc3339, source_date_epoch
 from wasmctl.oci import media_types as mt
-from wasmctl.oci.layout import (
-    LayoutError,
-    LayoutWriter,
-    OCILayout,
-    layout_for_reading,
-    layout_for_writing,
-)
 from wasmctl.oci.models import Descriptor, Manifest, ManifestError
-from wasmctl.oci.reference import DEFAULT_TAG, LayoutReference, Reference, RegistryReference
-from wasmctl.oci.registry import NotFoundError, RegistryClient
-from wasmctl.oci.transfer import RegistryOptions
+from wasmctl.oci.registry import NotFoundError
+from wasmctl.oci.source import Source
 from wasmctl.sign.bundle import BUNDLE_V03
 from wasmctl.sign.legacy import DSSE_LAYER, SIMPLE_SIGNING
 
@@ -45,128 +32,6 @@ COSIGN_SIG_ARTIFACT = "application/vnd.dev.cosign.artifact.sig.v1+json"
 EMPTY_CONFIG = mt.EMPTY_JSON
 MAX_SIGNATURE_BLOB = 16 << 20
 MAX_CANDIDATES = 256
-
-
-class ArtifactStore(Protocol):
-    """The few operations signing and verifying need, on a registry or a layout."""
-
-    @property
-    def reference(self) -> Reference: ...
-
-    def subject(self) -> Descriptor: ...
-
-    def referrers(self, digest: str) -> list[Descriptor]: ...
-
-    def manifest(self, reference: str) -> bytes | None: ...
-
-    def blob(self, descriptor: Descriptor) -> bytes: ...
-
-    def attach(self, blobs: list[tuple[Descriptor, bytes]], manifest: bytes) -> Descriptor: ...
-
-
-class RegistryStore:
-    def __init__(self, client: RegistryClient, reference: RegistryReference) -> None:
-        self.client = client
-        self.reference = reference
-
-    def subject(self) -> Descriptor:
-        ref = self.reference
-        raw, media_type, digest = self.client.get_manifest(
-            ref.repository, ref.digest or ref.tag or DEFAULT_TAG
-        )
-        return Descriptor(media_type or _sniff(raw), digest, len(raw))
-
-    def referrers(self, digest: str) -> list[Descriptor]:
-        from wasmctl.oci.referrers import list_referrers
-
-        return list_referrers(self.client, self.reference.repository, digest)
-
-    def manifest(self, reference: str) -> bytes | None:
-        try:
-            raw, _, _ = self.client.get_manifest(self.reference.repository, reference)
-        except NotFoundError:
-            return None
-        return raw
-
-    def blob(self, descriptor: Descriptor) -> bytes:
-        return self.client.read_blob(
-            self.reference.repository, descriptor, limit=MAX_SIGNATURE_BLOB
-        )
-
-    def attach(self, blobs: list[tuple[Descriptor, bytes]], manifest: bytes) -> Descriptor:
-        from wasmctl.oci.referrers import push_referrer
-
-        repository = self.reference.repository
-        with tempfile.TemporaryDirectory(prefix="wasmctl-sign-") as scratch:
-            for descriptor, data in blobs:
-                staged = Path(scratch) / descriptor.digest.replace(":", "-")
-                staged.write_bytes(data)
-                self.client.push_blob(repository, descriptor, staged)
-        return push_referrer(self.client, repository, manifest).descriptor
-
-
-class LayoutStore:
-    def __init__(
-        self, layout: OCILayout, reference: LayoutReference, writer: LayoutWriter | None
-    ) -> None:
-        self.layout = layout
-        self.reference = reference
-        self.writer = writer
-
-    def subject(self) -> Descriptor:
-        return self.layout.resolve(self.reference.tag, self.reference.digest)
-
-    def referrers(self, digest: str) -> list[Descriptor]:
-        from wasmctl.oci.referrers import list_layout_referrers
-
-        return list_layout_referrers(self.layout, digest)
-
-    def manifest(self, reference: str) -> bytes | None:
-        try:
-            if reference.startswith("sha256:"):
-                descriptor = self.layout.resolve(digest=reference)
-            else:
-                descriptor = self.layout.resolve(tag=reference)
-        except LayoutError:
-            return None
-        return self.layout.read_blob(descriptor, limit=4 << 20)
-
-    def blob(self, descriptor: Descriptor) -> bytes:
-        return self.layout.read_blob(descriptor, limit=MAX_SIGNATURE_BLOB)
-
-    def attach(self, blobs: list[tuple[Descriptor, bytes]], manifest: bytes) -> Descriptor:
-        from wasmctl.oci.referrers import add_layout_referrer
-
-        assert self.writer is not None, "the layout was opened read-only"
-        for descriptor, data in blobs:
-            self.writer.add_bytes(descriptor.media_type, data)
-        return add_layout_referrer(self.writer, manifest)
-
-
-def _sniff(raw: bytes) -> str:
-    from wasmctl.oci.models import Index, parse_manifest_or_index
-
-    document = parse_manifest_or_index(raw)
-    if isinstance(document, Index):
-        return document.media_type or mt.OCI_INDEX
-    return document.media_type or mt.OCI_MANIFEST
-
-
-@contextlib.contextmanager
-def open_store(
-    ref: Reference, options: RegistryOptions | None = None, *, write: bool = False
-) -> Iterator[ArtifactStore]:
-    """The artifact under `ref`, opened to read signatures (and to add them, with `write`:
-    a layout change is one transaction, an archive is rewritten when it succeeds)."""
-    if isinstance(ref, RegistryReference):
-        with (options or RegistryOptions()).client(ref.registry) as client:
-            yield RegistryStore(client, ref)
-    elif write:
-        with layout_for_writing(ref) as writer:
-            yield LayoutStore(writer.layout, ref, writer)
-    else:
-        with layout_for_reading(ref) as layout:
-            yield LayoutStore(layout, ref, None)
 
 
 # -- writing ------------------------------------------------------------------------------
@@ -212,7 +77,7 @@ class Candidate:
     predicate_type: str | None = None
 
 
-def find_candidates(store: ArtifactStore, digest: str) -> tuple[list[Candidate], list[str]]:
+def find_candidates(store: Source, digest: str) -> tuple[list[Candidate], list[str]]:
     """Every bundle and legacy signature layer stored for `digest`, and the problems met on
     the way (an unreadable referrer is reported, not fatal: another may verify)."""
     found: list[Candidate] = []
@@ -238,7 +103,7 @@ def find_candidates(store: ArtifactStore, digest: str) -> tuple[list[Candidate],
     return found, problems
 
 
-def _layers(store: ArtifactStore, manifest: Manifest, label: str) -> list[Candidate]:
+def _layers(store: Source, manifest: Manifest, label: str) -> list[Candidate]:
     out = []
     for index, layer in enumerate(manifest.layers):
         if layer.media_type not in (BUNDLE_V03, SIMPLE_SIGNING, DSSE_LAYER):
@@ -248,5 +113,6 @@ def _layers(store: ArtifactStore, manifest: Manifest, label: str) -> list[Candid
         predicate = manifest.annotations.get(PREDICATE_ANNOTATION) or annotations.get(
             "predicateType"
         )
-        out.append(Candidate(source, layer.media_type, store.blob(layer), annotations, predicate))
+        data = store.read_blob(layer, limit=MAX_SIGNATURE_BLOB)
+        out.append(Candidate(source, layer.media_type, data, annotations, predicate))
     return out

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wasmctl._files import open_regular, read_limited
+from wasmctl._files import open_regular, read_limited, replace_atomically
 from wasmctl.errors import InputError
 from wasmctl.oci.models import Descriptor
 from wasmctl.oci.reference import Reference, RegistryReference
-from wasmctl.oci.transfer import RegistryOptions
+from wasmctl.oci.source import RegistryOptions, Source, open_source
 from wasmctl.sign.bundle import (
     BUNDLE_V03,
     COSIGN_SIGN_PREDICATE,
@@ -31,13 +31,7 @@ from wasmctl.sign.bundle import (
 from wasmctl.sign.legacy import DSSE_LAYER, verify_attestation_layer, verify_simple_signing
 from wasmctl.sign.policy import Policy, Signer, distinct_signers
 from wasmctl.sign.signer import SigningBackend
-from wasmctl.sign.storage import (
-    ArtifactStore,
-    Candidate,
-    bundle_referrer,
-    find_candidates,
-    open_store,
-)
+from wasmctl.sign.storage import Candidate, bundle_referrer, find_candidates
 from wasmctl.sign.verifier import Check, Expectation, TrustSource, verify_bundle
 
 SCHEMA = "wasmctl.verify/v1"
@@ -130,7 +124,7 @@ def sign_file(path: Path, backend: SigningBackend, bundle_path: Path | None = No
     digest = file_digest(path)
     bundle = backend.sign_digest(bytes.fromhex(digest.partition(":")[2]))
     target = bundle_path or default_bundle_path(path)
-    _write_atomically(target, bundle)
+    replace_atomically(target, bundle)
     return target
 
 
@@ -173,7 +167,7 @@ def sign_reference(
     predicate: Any = None,
 ) -> SignedArtifact:
     """Sign the manifest (or index) `ref` resolves to and store the bundle as its referrer."""
-    with open_store(ref, options, write=True) as store:
+    with open_source(ref, options, write=True) as store:
         subject = store.subject()
         statement = statement_for(subject_name(ref), subject.digest, predicate_type, predicate)
         bundle = backend.sign_statement(statement)
@@ -201,7 +195,7 @@ def verify_reference(
 ) -> Verification:
     """Verify the signatures (or, with `predicate_type`, the attestations) of an artifact."""
     wanted = predicate_type or COSIGN_SIGN_PREDICATE
-    with open_store(ref, options) as store:
+    with open_source(ref, options) as store:
         subject = store.subject()
         candidates, problems = find_candidates(store, subject.digest)
     expected = Expectation(subject.digest, wanted)
@@ -279,7 +273,7 @@ class FoundSignature:
         }
 
 
-def list_signatures(store: ArtifactStore, digest: str) -> list[FoundSignature]:
+def list_signatures(store: Source, digest: str) -> list[FoundSignature]:
     """What `inspect` shows: each stored signature's signer (identity or key hint) and what
     it is (signature, attestation and its predicate); nothing is verified here."""
     candidates, problems = find_candidates(store, digest)
@@ -320,12 +314,3 @@ def _describe(candidate: Candidate) -> FoundSignature:
     signature = predicate in (None, COSIGN_SIGN_PREDICATE) and candidate.media_type != DSSE_LAYER
     kind = "signature" if signature else "attestation"
     return FoundSignature(candidate.source, fmt, kind, predicate, signer)
-
-
-def _write_atomically(target: Path, data: bytes) -> None:
-    from wasmctl.oci.layout import atomic_write
-
-    try:
-        atomic_write(target, data)
-    except OSError as e:
-        raise InputError(f"cannot write {target}: {e.strerror or e}") from None

@@ -18,9 +18,9 @@ from wasmctl.oci.artifact import (
     NoWasmManifestError,
     annotation_evidence,
     entrypoint_path,
-    open_artifact,
 )
 from wasmctl.oci.reference import LayoutReference
+from wasmctl.oci.source import open_artifact
 
 NOT_WASM_NAMED = {"app/server": SERVER}  # a module at an entrypoint not named *.wasm
 

@@ -15,10 +15,12 @@ import pytest
 
 from wasmctl.cli import run
 from wasmctl.oci import media_types as mt
-from wasmctl.oci.artifact import ArtifactKind, IndexKind, open_artifact
+from wasmctl.oci.artifact import ArtifactKind, IndexKind
 from wasmctl.oci.layout import OCILayout
 from wasmctl.oci.models import Descriptor, Index, Manifest, Platform, canonical_json
 from wasmctl.oci.reference import LayoutReference, parse_reference
+from wasmctl.oci.source import open_artifact
+from wasmctl.oci.transfer import reference_modules
 from wasmctl.scan import Verdict, load_preset, scan_paths
 
 EXAMPLES = Path(__file__).parents[3] / "examples" / "modules"
@@ -90,7 +92,7 @@ def test_each_format_is_named_and_its_wasm_scanned(tmp_path: Path, kind: Artifac
     assert isinstance(ref, LayoutReference)
     with open_artifact(ref) as (_, artifact):
         assert artifact.kind is kind
-    report = scan_paths([str(ref)], [load_preset("no-network")])
+    report = scan_paths([str(ref)], [load_preset("no-network")], reference_modules)
     (target,) = report.targets
     assert target.verdict is Verdict.DENY
     assert {f.name for f in target.findings} == {"sock_accept", "sock_recv", "sock_send",
@@ -125,13 +127,14 @@ def test_buildx_index_with_attestations(tmp_path: Path) -> None:
         assert artifact.kind is ArtifactKind.COMPAT
         assert artifact.manifest_descriptor.digest == image.digest
         assert [e.attestation for e in artifact.index_entries] == [True, False]
-    assert scan_paths([str(ref)], [load_preset("no-network")]).verdict is Verdict.DENY
+    report = scan_paths([str(ref)], [load_preset("no-network")], reference_modules)
+    assert report.verdict is Verdict.DENY
 
 
 def test_unknown_artifacts_are_named_and_not_scanned(tmp_path: Path) -> None:
     write_sample(tmp_path / "l", "application/vnd.example.config", b"{}", [("text/plain", b"hi")])
     ref = f"oci:{tmp_path / 'l'}:t"
-    (target,) = scan_paths([ref], [load_preset("no-network")]).targets
+    (target,) = scan_paths([ref], [load_preset("no-network")], reference_modules).targets
     assert target.verdict is Verdict.ERROR and "no Wasm layer" in (target.error or "")
 
 
@@ -143,7 +146,8 @@ def test_a_tampered_layer_is_caught(tmp_path: Path) -> None:
     blob = layout.blob_path(manifest.layers[0].digest)
     blob.chmod(0o644)
     blob.write_bytes(tar_gz("server.wasm", SERVER.replace(b"sock_accept", b"sock_accepu")))
-    (target,) = scan_paths([f"oci:{tmp_path / 'l'}:t"], [load_preset("no-network")]).targets
+    report = scan_paths([f"oci:{tmp_path / 'l'}:t"], [load_preset("no-network")], reference_modules)
+    (target,) = report.targets
     assert target.verdict is Verdict.ERROR and "does not match" in (target.error or "")
 
 

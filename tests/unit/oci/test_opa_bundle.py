@@ -13,6 +13,7 @@ import pytest
 from wasmctl.oci.build import BuildOptions, build_artifact
 from wasmctl.oci.opa_bundle import BundleError
 from wasmctl.oci.reference import parse_reference
+from wasmctl.oci.transfer import reference_modules
 from wasmctl.scan import Verdict, load_preset, scan_paths
 
 Wat = Callable[[str], Path]
@@ -77,7 +78,7 @@ def test_a_bundle_becomes_an_artifact_with_its_entrypoints(
     assert annotations["org.openpolicyagent.bundle.revision"] == "abc123"
     assert result.manifest.layers[0].annotations["org.opencontainers.image.title"] == "policy.wasm"
     assert result.warnings and "data.json" in result.warnings[0]
-    report = scan_paths([f"oci:{tmp_path}/out:p"], [load_preset("opa")])
+    report = scan_paths([f"oci:{tmp_path}/out:p"], [load_preset("opa")], reference_modules)
     assert report.verdict is Verdict.ALLOW
 
 

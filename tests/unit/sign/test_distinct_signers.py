@@ -23,6 +23,7 @@ from wasmctl.oci.layout import OCILayout
 from wasmctl.oci.models import Descriptor, Manifest
 from wasmctl.oci.reference import LayoutReference
 from wasmctl.oci.referrers import add_layout_referrer
+from wasmctl.oci.source import open_source
 from wasmctl.sign.keys import (
     generate_key_pair,
     load_private_key,
@@ -32,7 +33,7 @@ from wasmctl.sign.keys import (
 )
 from wasmctl.sign.legacy import SIGNATURE_ANNOTATION, SIMPLE_SIGNING
 from wasmctl.sign.policy import KeyPolicy, Signer, distinct_signers, key_signer
-from wasmctl.sign.storage import bundle_referrer, find_candidates, open_store
+from wasmctl.sign.storage import bundle_referrer, find_candidates
 from wasmctl.sign.targets import verify_reference
 from wasmctl.sign.verifier import TrustSource
 
@@ -124,7 +125,7 @@ def test_one_bundle_rewrapped_under_a_second_referrer_is_one_signer(
     key, pub = key_pair(tmp_path, "cosign")
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1")
     assert run(["sign", "--key", str(key), "oci:out:v1"]) == 0
-    with open_store(built) as store:
+    with open_source(built) as store:
         subject = store.subject()
         [candidate], _ = find_candidates(store, subject.digest)
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "2")  # another `created`: another manifest
@@ -143,7 +144,7 @@ def legacy_signature(
     ref: LayoutReference, key: Path, *, copies: int
 ) -> tuple[Descriptor, list[tuple[Descriptor, bytes]]]:
     """cosign v2's `.sig` image for the artifact: one simple-signing layer, `copies` times."""
-    with open_store(ref) as store:
+    with open_source(ref) as store:
         subject = store.subject()
     payload = json.dumps({"critical": {
         "identity": {"docker-reference": "out"},
