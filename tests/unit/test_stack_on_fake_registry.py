@@ -96,11 +96,6 @@ def test_a_copy_between_repositories_of_one_registry_mounts_its_blobs(
     assert fake_registry.manifest("mirror/app", "v1") == fake_registry.manifest("app", "v1")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RegistrySource.put_blob calls file() (a download) before push_blob's HEAD and "
-    "mount find the blob is not needed; its docstring says file is asked for only then",
-)
 def test_a_copy_that_mounts_downloads_nothing(layout: Path, fake_registry: FakeRegistry) -> None:
     push(layout, fake_registry)
     fake_registry.clear_log()

@@ -742,11 +742,12 @@ class RegistryClient:
             ) from None
         finally:
             response.close()
-        headers = [
-            (k, v)
-            for k, v in response.headers.multi_items()
-            if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
-        ]
+        # the body is decoded now, so its framing headers go; a HEAD keeps Content-Length,
+        # which is the only size it gives (of the blob or manifest it stands for)
+        dropped: tuple[str, ...] = ("content-encoding", "transfer-encoding")
+        if method != "HEAD":
+            dropped += ("content-length",)
+        headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in dropped]
         return httpx.Response(
             response.status_code, headers=headers, content=bytes(data), request=response.request
         )
@@ -937,38 +938,47 @@ class RegistryClient:
 
     def blob_exists(self, repository: str, digest: str) -> bool:
         """HEAD the blob."""
+        return self._stored_size(repository, digest) is not None
+
+    def _stored_size(self, repository: str, digest: str) -> int | None:
+        """The size the registry stores the blob at (HEAD), or None when it lacks it."""
         response = self.request(
             "HEAD",
             self._url(repository, f"blobs/{digest}"),
             scopes=self.pull_scope(repository),
             not_found_ok=True,
         )
-        return response.status_code == 200
+        if response.status_code != 200:
+            return None
+        length = response.headers.get("Content-Length", "")
+        return int(length) if length.isdigit() else -1
 
     def push_blob(
         self,
         repository: str,
         descriptor: Descriptor,
-        source: Path,
+        source: Path | Callable[[], Path],
         *,
         mount_from: str | None = None,
     ) -> int:
         """Upload a blob from a file unless the registry has it; returns bytes sent.
 
+        `source` may be a function giving the file: it is called only when the blob must be
+        sent, after the HEAD and the mount, so a copy within a registry downloads nothing.
         The file must be exactly `descriptor.size` bytes: a longer one would be cut to the
-        size and refused by the registry as another digest, a shorter one would break off.
+        size and refused by the registry as another digest, a shorter one would break off. A
+        blob the registry has at another size than the descriptor says is refused too.
         """
-        try:
-            actual = source.stat().st_size
-        except OSError as e:
-            raise InputError(f"cannot read {source}: {e.strerror}") from None
-        if actual != descriptor.size:
-            raise InputError(
-                f"{source} is {actual} bytes, but its descriptor ({descriptor.digest}) says "
-                f"{descriptor.size}; nothing was sent",
-                hint="the layout's blob or the manifest naming it is damaged",
-            )
-        if self.blob_exists(repository, descriptor.digest):
+        if isinstance(source, Path):  # a file at hand is checked before anything is sent
+            _check_size(source, descriptor)
+        stored_size = self._stored_size(repository, descriptor.digest)
+        if stored_size is not None:
+            if stored_size >= 0 and stored_size != descriptor.size:
+                raise InputError(
+                    f"{self.registry}/{repository} has {descriptor.digest} at {stored_size} "
+                    f"bytes, but its descriptor says {descriptor.size}",
+                    hint="the manifest naming this blob is damaged",
+                )
             return 0
         scopes = self.push_scope(repository, mount_from)
         uploads = self._url(repository, "blobs/uploads/")
@@ -987,12 +997,13 @@ class RegistryClient:
             response = self.request(
                 "POST", uploads, scopes=scopes, headers={"Content-Length": "0"}, ok=(202,)
             )
+        path = source if isinstance(source, Path) else _check_size(source(), descriptor)
         location = self._location(response, uploads)
         size = descriptor.size
         key = f"push {descriptor.digest}"
         tick = self._progress_start(key, f"push {_short(descriptor)}", size)
         try:
-            response = self._upload(descriptor, source, location, scopes, tick)
+            response = self._upload(descriptor, path, location, scopes, tick)
         finally:
             if self.progress is not None:
                 self.progress.finish(key)
@@ -1293,6 +1304,21 @@ class RegistryClient:
             if len(tags) > MAX_TAGS:
                 raise RegistryError(f"{self.registry}/{repository}: more than {MAX_TAGS} tags")
         return tags
+
+
+def _check_size(path: Path, descriptor: Descriptor) -> Path:
+    """`path`, if it holds exactly the descriptor's size; else an error before any upload."""
+    try:
+        actual = path.stat().st_size
+    except OSError as e:
+        raise InputError(f"cannot read {path}: {e.strerror}") from None
+    if actual != descriptor.size:
+        raise InputError(
+            f"{path} is {actual} bytes, but its descriptor ({descriptor.digest}) says "
+            f"{descriptor.size}; nothing was sent",
+            hint="the layout's blob or the manifest naming it is damaged",
+        )
+    return path
 
 
 def _with_query(url: str, **params: str) -> str:

@@ -244,8 +244,8 @@ class Source(Protocol):
         mount_from: str | None = None,
         shown: str = "",
     ) -> int:
-        """Store a blob unless present; bytes sent. A layout asks for `file` only when it
-        lacks the blob; a registry asks for it first (its HEAD and mount come after)."""
+        """Store a blob unless present; bytes sent. `file` is asked for only when the blob
+        must be sent (a layout lacks it; a registry has it neither stored nor mountable)."""
         ...
 
     def put_manifest(self, descriptor: Descriptor, raw: bytes) -> None:
@@ -345,7 +345,7 @@ class RegistrySource:
         mount_from: str | None = None,
         shown: str = "",
     ) -> int:
-        return self.client.push_blob(self.repository, descriptor, file(), mount_from=mount_from)
+        return self.client.push_blob(self.repository, descriptor, file, mount_from=mount_from)
 
     def put_manifest(self, descriptor: Descriptor, raw: bytes) -> None:
         self.client.put_manifest(self.repository, descriptor.digest, descriptor.media_type, raw)
