@@ -293,15 +293,16 @@ def reference_modules(
     from wasmctl.oci.artifact import extract_modules
 
     ref = parse_reference(text)
-    with tempfile.TemporaryDirectory(prefix="wasmctl-scan-") as work:
-        if isinstance(ref, RegistryReference):
-            files = pull_modules(ref, Path(work), options)
-            yield [(f"{text}#{f.name}", f) for f in files]
-            return
-        with open_artifact(ref, options=options) as (source, artifact):
-            modules = extract_modules(source, artifact, Path(work))
-            if not modules:
-                raise InputError(f"no Wasm layer in this {artifact.kind} artifact")
+    with (
+        tempfile.TemporaryDirectory(prefix="wasmctl-scan-") as work,
+        open_artifact(ref, options=options) as (source, artifact),
+    ):
+        modules = extract_modules(source, artifact, Path(work))
+        if not modules:
+            raise InputError(f"no Wasm layer in this {artifact.kind} artifact")
+        if isinstance(ref, RegistryReference):  # named as `pull` names the files it writes
+            yield [(f"{text}#{PurePosixPath(m.member or m.name).name}", m.path) for m in modules]
+        else:
             yield [(m.display(artifact.reference), m.path) for m in modules]
 
 

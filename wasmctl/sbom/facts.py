@@ -194,24 +194,19 @@ def _stem(path: Path) -> str:
 def reference_facts(ref: Reference, options: RegistryOptions | None = None) -> Subject:
     """Facts about every Wasm module in an artifact, and the artifact itself."""
     from wasmctl.oci.artifact import extract_modules
-    from wasmctl.oci.source import RegistryOptions, open_artifact, open_source
-    from wasmctl.oci.transfer import pull_modules
+    from wasmctl.oci.source import open_artifact
 
-    with tempfile.TemporaryDirectory(prefix="wasmctl-sbom-") as work:
+    with (
+        tempfile.TemporaryDirectory(prefix="wasmctl-sbom-") as work,
+        open_artifact(ref, options=options) as (source, found),
+    ):
+        extracted = extract_modules(source, found, Path(work))
+        digest = found.descriptor.digest
+        files = [(m.path, m.name) for m in extracted]
         if isinstance(ref, RegistryReference):
-            options = options or RegistryOptions()
-            with options, open_source(ref, options) as source:
-                digest = source.subject().digest
-                pinned = RegistryReference(ref.registry, ref.repository, None, digest)
-                files = [(f, f.name) for f in pull_modules(pinned, Path(work), options)]
-            artifact = ArtifactFacts(
-                str(ref), ref.repository.rsplit("/", 1)[-1].lower(), digest, ref.name, ref.tag
-            )
+            name = ref.repository.rsplit("/", 1)[-1].lower()
+            artifact = ArtifactFacts(str(ref), name, digest, ref.name, ref.tag)
         else:
-            with open_artifact(ref) as (source, found):
-                extracted = extract_modules(source, found, Path(work))
-                digest = found.descriptor.digest
-            files = [(m.path, m.name) for m in extracted]
             artifact = ArtifactFacts(str(ref), _layout_name(ref), digest, None, ref.tag)
         if not files:
             raise InputError(f"{ref}: no Wasm layer in this artifact")
