@@ -409,17 +409,17 @@ def test_an_image_named_by_many_containers_is_gated_once(
     manifest = tmp_path / "pods.yaml"
     manifest.write_text(yaml.safe_dump_all(pods))
     calls: list[str] = []
-    real = targets.verify_reference
+    real = targets.find_signature_candidates
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         calls.append(str(args[0]))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(targets, "verify_reference", counting)
+    monkeypatch.setattr(targets, "find_signature_candidates", counting)
     code, report = gate(["--policy", str(policy()), str(manifest)], capsys)
     assert code == 0, report
     assert [t["origin"]["name"] for t in report["targets"]] == [f"p{i}" for i in range(5)]
-    assert len(calls) == 2  # one signature check and one attestation check, not five of each
+    assert len(calls) == 1  # its signatures read once, for the signature and attestation checks
 
 
 # -- distinct signers (issue 11, item 2) -------------------------------------------------------

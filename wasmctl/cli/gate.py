@@ -11,6 +11,8 @@ from wasmctl.cli._common import info, one_of, write_output
 from wasmctl.cli.registry import CaFile, PlainHttp, registry_options
 from wasmctl.gate.formats import GateFormat
 
+DEFAULT_JOBS = 8  # wasmctl.gate.engine.DEFAULT_JOBS (not imported: `--help` stays fast)
+
 EXAMPLES = """
 Examples:
 
@@ -77,6 +79,17 @@ def gate(
             metavar="FILE",
         ),
     ] = None,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            help="Gate up to N targets at once (their registry requests overlap; the "
+            "report's order does not change). 1: one after another.",
+            metavar="N",
+        ),
+    ] = DEFAULT_JOBS,
     plain_http: PlainHttp = None,
     ca_file: CaFile = None,
 ) -> None:
@@ -103,6 +116,7 @@ def gate(
         offline=offline,
         layout=layout,
         trusted_root=trusted_root,
+        jobs=jobs,
     )
     report = run_gate(targets, rules, options)
     write_output(render(report, chosen), output)

@@ -3,152 +3,146 @@
 A target is resolved once, to a digest, and every later check reads that digest (a tag
 moved between two checks cannot mix two artifacts into one verdict). Nothing stops at the
 first failure; a check that cannot run because resolution failed is reported as skipped.
+
+This is the runner: it reads (targets at once, an artifact's modules and signatures once)
+and hands what it read to the checks (`wasmctl.gate.checks`); the results are the model's
+(`wasmctl.gate.model`, whose names are importable from here too).
 """
 
 from __future__ import annotations
 
-import enum
 import tempfile
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from wasmctl.errors import DeniedError, InputError, RemoteError, WasmctlError, exit_code_for
-from wasmctl.gate.policy import GatePolicy, KeylessAuthority, Rules, Scan, Signatures
-from wasmctl.gate.targets import Origin, Target, collect
+from wasmctl.errors import InputError, RemoteError, WasmctlError
+from wasmctl.gate import checks as check
+from wasmctl.gate.model import SCHEMA, CheckResult, GateReport, Status, TargetResult, Verdict
+from wasmctl.gate.policy import GatePolicy, Rules, Scan, Signatures
+from wasmctl.gate.targets import Target, collect
 from wasmctl.oci.artifact import Artifact, ArtifactKind, LaunchContext
 from wasmctl.oci.reference import LayoutReference, Reference, RegistryReference
 from wasmctl.oci.source import RegistryOptions
-from wasmctl.sign.policy import Policy, Signer
 from wasmctl.sign.verifier import TrustSource
 
-SCHEMA = "wasmctl.gate/v1"
+if TYPE_CHECKING:
+    from wasmctl.sign.targets import SignatureCandidates
+    from wasmctl.sign.trust import TrustedRoot
+
+__all__ = [
+    "DEFAULT_JOBS",
+    "SCHEMA",
+    "CheckResult",
+    "GateOptions",
+    "GateReport",
+    "Status",
+    "TargetResult",
+    "Verdict",
+    "run_gate",
+]
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 
-class Status(enum.StrEnum):
-    PASS = "pass"
-    FAIL = "fail"
-    ERROR = "error"
-    SKIP = "skip"
-
-
-class Verdict(enum.StrEnum):
-    PASS = "pass"
-    DENY = "deny"
-    ERROR = "error"
-    SKIPPED = "skipped"
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    check: str
-    status: Status
-    message: str
-    details: dict[str, Any] = field(default_factory=dict)
-    remote: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "check": self.check,
-            "status": self.status.value,
-            "message": self.message,
-            "details": self.details,
-        }
-
-
-@dataclass(frozen=True)
-class TargetResult:
-    target: str
-    origin: Origin | None
-    checks: tuple[CheckResult, ...] = ()
-    reference: str | None = None
-    digest: str | None = None
-    format: str | None = None
-    override: str | None = None
-    skipped: str | None = None
-
-    @property
-    def verdict(self) -> Verdict:
-        if self.skipped is not None:
-            return Verdict.SKIPPED
-        if any(c.status is Status.FAIL for c in self.checks):
-            return Verdict.DENY
-        if any(c.status is Status.ERROR for c in self.checks):
-            return Verdict.ERROR
-        return Verdict.PASS
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "target": self.target,
-            "origin": self.origin.to_json() if self.origin else None,
-            "verdict": self.verdict.value,
-            "reference": self.reference,
-            "digest": self.digest,
-            "format": self.format,
-            "override": self.override,
-            "skipped": self.skipped,
-            "checks": [c.to_json() for c in self.checks],
-        }
-
-
-@dataclass(frozen=True)
-class GateReport:
-    policy: str
-    targets: tuple[TargetResult, ...]
-
-    @property
-    def verdict(self) -> Verdict:
-        verdicts = {t.verdict for t in self.targets}
-        if Verdict.DENY in verdicts:
-            return Verdict.DENY
-        if Verdict.ERROR in verdicts:
-            return Verdict.ERROR
-        return Verdict.PASS
-
-    @property
-    def exit_code(self) -> int:
-        """0 pass, 1 denied, 3 a registry could not be reached, 2 any other error. A gate
-        fails closed: an unreachable registry is never a pass."""
-        remote = any(c.remote for t in self.targets for c in t.checks)
-        return exit_code_for(self.verdict, remote=remote)
-
-    def to_json(self) -> dict[str, Any]:
-        counts = {v.value: sum(t.verdict is v for t in self.targets) for v in Verdict}
-        return {
-            "schema": SCHEMA,
-            "policy": self.policy,
-            "verdict": self.verdict.value,
-            "counts": counts,
-            "targets": [t.to_json() for t in self.targets],
-        }
+DEFAULT_JOBS = 8
 
 
 @dataclass(frozen=True)
 class GateOptions:
-    """How to reach artifacts: registries, or only a local layout (`offline`)."""
+    """How to reach artifacts: registries, or only a local layout (`offline`); and how many
+    targets are resolved and checked at once (`jobs`; 1: one after another)."""
 
     registry: RegistryOptions | None = None
     offline: bool = False
     layout: Path | None = None
     trusted_root: Path | None = None
+    jobs: int = DEFAULT_JOBS
 
 
 def run_gate(arguments: Sequence[str], policy: GatePolicy, options: GateOptions) -> GateReport:
-    """Gate every target named by `arguments` (references, layouts, manifests)."""
+    """Gate every target named by `arguments` (references, layouts, manifests).
+
+    The report lists the targets in the order they were collected, however many are gated
+    at once: only the registry I/O overlaps, never what is reported."""
+    if options.jobs < 1:
+        raise InputError(f"jobs must be at least 1, not {options.jobs}")
     targets = collect(list(arguments), policy.runtime_classes)
     if not targets:
         raise InputError("no targets: the manifests name no containers")
-    trust = TrustSource(
+    trust = _SharedTrust(
         options.trusted_root or policy.trusted_root,
         offline=options.offline or policy.offline_root,
     )
     # one session per registry for the whole gate: resolution, modules and signatures of a
     # target share one client, and nothing is fetched twice
-    with options.registry or RegistryOptions() as registry:
-        gate = _Gate(policy, options, trust, registry)
-        return GateReport(policy.source, tuple(gate.target(t) for t in targets))
+    with options.registry or RegistryOptions() as registry, _Workers(options.jobs) as workers:
+        gate = _Gate(policy, options, trust, registry, workers)
+        return GateReport(policy.source, gate.run(targets))
+
+
+@dataclass
+class _SharedTrust(TrustSource):
+    """The trusted root, loaded once however many threads verify at the same time."""
+
+    _lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
+
+    def root(self) -> TrustedRoot:
+        with self._lock:
+            return super().root()
+
+
+class _Workers:
+    """A function run over items, `jobs` at a time; the results in the items' order."""
+
+    def __init__(self, jobs: int) -> None:
+        self._pool = (
+            ThreadPoolExecutor(jobs, thread_name_prefix="wasmctl-gate") if jobs > 1 else None
+        )
+
+    def __enter__(self) -> _Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def map(self, function: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
+        if self._pool is None or len(items) < 2:
+            return [function(item) for item in items]
+        return list(self._pool.map(function, items))
+
+
+class _Memo(Generic[_K, _V]):
+    """Values by key, each computed once: the first thread to ask computes it, the others
+    wait for its value (or its exception)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._futures: dict[_K, Future[_V]] = {}
+
+    def get(self, key: _K, compute: Callable[[], _V]) -> _V:
+        with self._lock:
+            future = self._futures.get(key)
+            mine = future is None
+            if future is None:
+                future = self._futures[key] = Future()
+        if mine:
+            try:
+                future.set_result(compute())
+            except BaseException as e:
+                future.set_exception(e)
+        return future.result()
 
 
 @dataclass
@@ -158,58 +152,185 @@ class _Resolved:
     digest: str
     artifact: Artifact
 
+    @property
+    def location(self) -> Reference:
+        """Where the artifact is, whatever tag named it: what targets that share their
+        digest-level checks (modules, signatures) have in common."""
+        ref = self.reference
+        if isinstance(ref, LayoutReference):
+            return LayoutReference(ref.path, None, self.digest, ref.archive)
+        return RegistryReference(ref.registry, ref.repository, None, self.digest)
+
+
+_TargetKey = tuple[str, bool, LaunchContext | None]
+
+
+def _key(target: Target) -> _TargetKey:
+    """What makes two targets one: the reference, and how it would be run."""
+    return (target.reference, target.wasm_runtime, _launch(target))
+
+
+@dataclass(frozen=True)
+class _Finished:
+    """A target decided before its artifact's checks (unreadable, unresolved, not Wasm)."""
+
+    target: Target
+    result: TargetResult
+
+
+@dataclass
+class _Pending:
+    """A target resolved to a Wasm artifact: its checks so far (registry, pin, resolve,
+    format), waiting for those of the artifact (size, scan, signature, attestation)."""
+
+    key: _TargetKey
+    target: Target
+    launch: LaunchContext | None
+    rules: Rules
+    override: str | None
+    checks: list[CheckResult | None]
+    resolved: _Resolved
+
+    def finish(self, more: Sequence[CheckResult | None]) -> TargetResult:
+        checks = [*self.checks, *more]
+        return TargetResult(
+            self.target.reference,
+            self.target.origin,
+            tuple(c for c in checks if c is not None),
+            self.resolved.shown,
+            self.resolved.digest,
+            self.resolved.artifact.kind.value,
+            self.override,
+        )
+
+
+def _once(
+    made: list[tuple[Any, Sequence[CheckResult | None]]],
+    depends: Any,
+    make: Callable[[], Sequence[CheckResult | None]],
+) -> Sequence[CheckResult | None]:
+    """What `make` gave for equal dependencies before (compared, not hashed: a policy's
+    claims are a mapping), else what it gives now."""
+    for seen, value in made:
+        if seen == depends:
+            return value
+    value = make()
+    made.append((depends, value))
+    return value
+
+
+class _Fetched:
+    """An artifact's module files, fetched on first use, once for each format it is read
+    as, and kept until the stack closes."""
+
+    def __init__(self, gate: _Gate, stack: ExitStack) -> None:
+        self.gate = gate
+        self.stack = stack
+        self._by_kind: dict[ArtifactKind, list[tuple[str, Path]] | WasmctlError] = {}
+
+    def get(self, resolved: _Resolved) -> list[tuple[str, Path]] | WasmctlError:
+        kind = resolved.artifact.kind
+        if kind not in self._by_kind:
+            self._by_kind[kind] = self.stack.enter_context(self.gate._modules(resolved))
+        return self._by_kind[kind]
+
+
+class _Candidates:
+    """The signatures stored for one artifact, looked up on first use, and only then."""
+
+    def __init__(self, reference: Reference, registry: RegistryOptions) -> None:
+        self.reference = reference
+        self.registry = registry
+        self._found: SignatureCandidates | WasmctlError | None = None
+
+    def get(self) -> SignatureCandidates:
+        from wasmctl.sign.targets import find_signature_candidates
+
+        if self._found is None:
+            try:
+                self._found = find_signature_candidates(self.reference, self.registry)
+            except WasmctlError as e:
+                self._found = e
+        if isinstance(self._found, WasmctlError):
+            raise self._found
+        return self._found
+
 
 class _Gate:
+    """One gate's run: targets resolved `jobs` at a time, then each artifact checked once
+    for all the targets that name it (`run`)."""
+
     def __init__(
         self,
         policy: GatePolicy,
         options: GateOptions,
         trust: TrustSource,
         registry: RegistryOptions,
+        workers: _Workers,
     ) -> None:
         self.policy = policy
         self.options = options
         self.trust = trust
         self.registry = registry
-        self._scan_policies: dict[Scan, list[Any]] = {}
-        self._done: dict[tuple[str, bool, LaunchContext | None], TargetResult] = {}
+        self.workers = workers
+        self._scan_loaded: _Memo[Scan, list[Any]] = _Memo()
+        self._resolving: _Memo[str, threading.Lock] = _Memo()
 
-    def target(self, target: Target) -> TargetResult:
-        """Gate one target; an image named again (by many manifests, run the same way) is
-        gated once."""
-        launch = _launch(target)
-        key = (target.reference, target.wasm_runtime, launch)
-        if key not in self._done:
-            self._done[key] = self._gate(target, launch)
-        return replace(self._done[key], target=target.reference, origin=target.origin)
+    def run(self, targets: Sequence[Target]) -> tuple[TargetResult, ...]:
+        """Every target gated. An image named again (by many manifests, run the same way) is
+        gated once; targets whose references resolve to one artifact (`app:v1` and
+        `app@sha256:…`) share its checks: its modules are fetched and scanned, and its
+        signatures found and verified, once."""
+        unique: dict[_TargetKey, Target] = {}
+        for target in targets:
+            unique.setdefault(_key(target), target)
+        prepared = self.workers.map(self._prepare, list(unique.values()))
+        done: dict[_TargetKey, TargetResult] = {}
+        groups: dict[Reference, list[_Pending]] = {}
+        for result in prepared:
+            if isinstance(result, _Pending):
+                groups.setdefault(result.resolved.location, []).append(result)
+            else:
+                done[_key(result.target)] = result.result
+        checked = self.workers.map(self._check_artifact, list(groups.values()))
+        for group, results in zip(groups.values(), checked, strict=True):
+            done.update((pending.key, r) for pending, r in zip(group, results, strict=True))
+        return tuple(replace(done[_key(t)], target=t.reference, origin=t.origin) for t in targets)
 
-    def _gate(self, target: Target, launch: LaunchContext | None) -> TargetResult:
-        """Every check on one target. An image is Wasm, and gated, when a runtime would run
-        it as Wasm (its format, platform, layers, entrypoint, crun annotations on the image
-        or the pod: `wasm_evidence`) or its pod asks for a Wasm runtime class; only an image
-        with none of these is an ordinary container, skipped. An image that cannot be read
-        is never ordinary: it is an error (exit 3 for an unreachable registry)."""
+    def _prepare(self, target: Target) -> _Pending | _Finished:
+        """The checks of one target up to its artifact's: an image is Wasm, and gated, when
+        a runtime would run it as Wasm (its format, platform, layers, entrypoint, crun
+        annotations on the image or the pod: `wasm_evidence`) or its pod asks for a Wasm
+        runtime class; only an image with none of these is an ordinary container, skipped.
+        An image that cannot be read is never ordinary: it is an error (exit 3 for an
+        unreachable registry)."""
         from wasmctl.oci.reference import parse_reference
 
+        launch = _launch(target)
         try:
             ref = parse_reference(target.reference)
         except InputError as e:
-            return TargetResult(
-                target.reference, target.origin, (CheckResult("resolve", Status.ERROR, e.message),)
+            return _Finished(
+                target,
+                TargetResult(
+                    target.reference,
+                    target.origin,
+                    (CheckResult("resolve", Status.ERROR, e.message),),
+                ),
             )
         shown = str(ref)
         rules, override = self.policy.rules_for(shown)
         checks: list[CheckResult | None] = [
-            self._registry(ref, rules),
-            self._pin_syntax(ref, rules),
+            check.registry(ref, rules),
+            check.pin_syntax(ref, rules),
         ]
         try:
             resolved = self._resolve(ref, launch)
         except WasmctlError as e:
-            return self._unresolved(target, shown, override, checks, e)
+            return _Finished(target, self._unresolved(target, shown, override, checks, e))
         if resolved.artifact.kind is ArtifactKind.UNKNOWN:
-            return self._not_wasm(target, shown, override, checks, resolved)
-        checks[1] = self._pin(ref, rules, resolved)
+            return _Finished(target, self._not_wasm(target, shown, override, checks, resolved))
+        checks[1] = check.pin(ref, rules, resolved.digest)
         artifact = resolved.artifact
         resolve_details = {"wasmEvidence": list(artifact.wasm_evidence)}
         checks.append(
@@ -220,22 +341,73 @@ class _Gate:
                 resolve_details if artifact.wasm_evidence else {},
             )
         )
-        checks.append(self._format(rules, resolved))
-        with self._modules(resolved) as modules:
-            modules = _runnable(resolved, launch, modules)
-            checks.append(self._size(rules, modules))
-            checks.append(self._scan(rules, modules))
-        checks.append(self._signatures(rules, resolved))
-        checks += self._attestations(rules, resolved)
-        return TargetResult(
-            target.reference,
-            target.origin,
-            tuple(c for c in checks if c is not None),
-            resolved.shown,
-            resolved.digest,
-            resolved.artifact.kind.value,
-            override,
+        checks.append(check.artifact_format(rules, resolved.artifact))
+        return _Pending(_key(target), target, launch, rules, override, checks, resolved)
+
+    def _check_artifact(self, group: list[_Pending]) -> list[TargetResult]:
+        """The checks of one artifact for every target resolved to it (in one thread): its
+        modules are fetched once, its signatures found once, and each check is made once
+        for each distinct rule that asks for it."""
+        candidates = _Candidates(group[0].resolved.reference, self.registry)
+        made: list[tuple[Any, Sequence[CheckResult | None]]] = []
+        out = []
+        with ExitStack() as stack:
+            modules = _Fetched(self, stack)
+            for pending in group:
+                rules, artifact = pending.rules, pending.resolved.artifact
+                # a module check depends on what would run (the format, the launch, what
+                # says Wasm: `check.runnable`) and on the limits; the modules on the format only
+                depends = (
+                    "modules",
+                    pending.launch,
+                    artifact.kind,
+                    artifact.wasm_evidence,
+                    rules.max_module_bytes,
+                    rules.scan,
+                )
+                sized = _once(made, depends, partial(self._module_checks, pending, modules))
+                signed = _once(
+                    made,
+                    ("signature", rules.signatures),
+                    partial(self._signed, rules, candidates),
+                )
+                attested = _once(
+                    made,
+                    ("attestation", rules.signatures, rules.attestations),
+                    partial(check.attestations, rules, partial(self._verified, candidates)),
+                )
+                out.append(pending.finish([*sized, *signed, *attested]))
+        return out
+
+    def _module_checks(self, pending: _Pending, modules: _Fetched) -> list[CheckResult | None]:
+        rules = pending.rules
+        if rules.max_module_bytes is None and rules.scan is None:
+            return []  # nothing to fetch the modules for
+        resolved = pending.resolved
+        runnable = check.runnable(
+            resolved.digest, resolved.artifact, pending.launch, modules.get(resolved)
         )
+        return [check.size(rules, runnable), check.scan(rules, runnable, self._scan_policies)]
+
+    def _signed(self, rules: Rules, candidates: _Candidates) -> list[CheckResult | None]:
+        return [check.signature(rules, partial(self._verified, candidates))]
+
+    def _verified(
+        self, candidates: _Candidates, signatures: Signatures, predicate_type: str | None
+    ) -> check.Verified:
+        return check.verified(candidates.get, signatures, self.trust, predicate_type)
+
+    def _scan_policies(self, scan: Scan) -> list[Any]:
+        """The policies of a scan rule, loaded once for the whole gate."""
+        from wasmctl.scan import load_policy_file, load_preset
+
+        def load() -> list[Any]:
+            return [
+                *(load_preset(p) for p in scan.presets),
+                *(load_policy_file(p) for p in scan.policies),
+            ]
+
+        return self._scan_loaded.get(scan, load)
 
     # -- resolution --------------------------------------------------------------------
 
@@ -244,7 +416,17 @@ class _Gate:
 
         if isinstance(ref, RegistryReference) and self.options.offline:
             ref = self._offline_reference(ref)
-        with open_artifact(ref, launch, self.registry) as (_, artifact):
+        # one thread at a time per manifest: the others then find it in the session's cache
+        # (`app@sha256:…` and `app:v1@sha256:…` fetch it once)
+        place = (
+            f"{ref.name}@{ref.digest or ref.tag}"
+            if isinstance(ref, RegistryReference)
+            else str(ref)
+        )
+        with (
+            self._resolving.get(place, threading.Lock),
+            open_artifact(ref, launch, self.registry) as (_, artifact),
+        ):
             digest = artifact.descriptor.digest
         if isinstance(ref, LayoutReference):
             pinned: Reference = LayoutReference(ref.path, None, digest, ref.archive)
@@ -357,254 +539,6 @@ class _Gate:
                 modules = e
             yield modules
 
-    # -- checks --------------------------------------------------------------------------
-
-    def _registry(self, ref: Reference, rules: Rules) -> CheckResult | None:
-        if not rules.registries:
-            return None
-        if not isinstance(ref, RegistryReference):
-            return CheckResult("registry", Status.SKIP, "a local layout, not a registry")
-        name = f"{ref.name}/"
-        allowed = [
-            p
-            for p in rules.registries
-            if name.startswith(p if p.endswith("/") else p + "/") or ref.name == p.rstrip("/")
-        ]
-        if allowed:
-            return CheckResult("registry", Status.PASS, f"{ref.name} is under {allowed[0]}")
-        return CheckResult(
-            "registry",
-            Status.FAIL,
-            f"{ref.name} is not under an allowed prefix",
-            {"allowed": list(rules.registries)},
-        )
-
-    def _pin_syntax(self, ref: Reference, rules: Rules) -> CheckResult | None:
-        """Before resolution: what the reference says (refined once the digest is known)."""
-        if rules.pin == "tag" or not isinstance(ref, RegistryReference):
-            return None
-        if ref.digest:
-            return CheckResult("pin", Status.PASS, f"pinned to {ref.digest}")
-        if rules.pin == "digest":
-            return CheckResult("pin", Status.FAIL, "a tag, not a digest (pin: digest)")
-        return CheckResult("pin", Status.PASS, "a tag (pin: record)")
-
-    def _pin(self, ref: Reference, rules: Rules, resolved: _Resolved) -> CheckResult | None:
-        if rules.pin == "tag" or not isinstance(ref, RegistryReference):
-            return None
-        if ref.digest:
-            return CheckResult("pin", Status.PASS, f"pinned to {ref.digest}")
-        pinned = f"{ref.name}@{resolved.digest}"
-        if rules.pin == "digest":
-            return CheckResult(
-                "pin",
-                Status.FAIL,
-                f"a tag, not a digest (pin: digest); pin it as {pinned}",
-                {"resolved": pinned},
-            )
-        return CheckResult(
-            "pin", Status.PASS, f"tag resolved and recorded: {pinned}", {"resolved": pinned}
-        )
-
-    def _format(self, rules: Rules, resolved: _Resolved) -> CheckResult | None:
-        if not rules.formats:
-            return None
-        kind = resolved.artifact.kind.value
-        if kind in rules.formats:
-            return CheckResult("format", Status.PASS, f"{kind} is allowed")
-        return CheckResult(
-            "format", Status.FAIL, f"{kind} is not one of {', '.join(rules.formats)}"
-        )
-
-    def _size(
-        self, rules: Rules, modules: list[tuple[str, Path]] | WasmctlError
-    ) -> CheckResult | None:
-        limit = rules.max_module_bytes
-        if limit is None:
-            return None
-        if isinstance(modules, WasmctlError):
-            return _error("size", modules)
-        large = {name: p.stat().st_size for name, p in modules if p.stat().st_size > limit}
-        if large:
-            listed = ", ".join(f"{n} ({s:,} bytes)" for n, s in large.items())
-            return CheckResult("size", Status.FAIL, f"larger than {limit:,} bytes: {listed}")
-        return CheckResult("size", Status.PASS, f"{len(modules)} module(s) within {limit:,} bytes")
-
-    def _scan(
-        self, rules: Rules, modules: list[tuple[str, Path]] | WasmctlError
-    ) -> CheckResult | None:
-        if rules.scan is None:
-            return None
-        if isinstance(modules, WasmctlError):
-            return _error("scan", modules)
-        from wasmctl.scan import load_policy_file, load_preset, scan_file
-        from wasmctl.scan.model import Level
-        from wasmctl.scan.model import Verdict as ScanVerdict
-
-        policies = self._scan_policies.get(rules.scan)
-        if policies is None:
-            policies = [load_preset(p) for p in rules.scan.presets]
-            policies += [load_policy_file(p) for p in rules.scan.policies]
-            self._scan_policies[rules.scan] = policies
-        denied, errors = [], []
-        for name, path in modules:
-            report = scan_file(path, policies, display=name)
-            if report.verdict is ScanVerdict.DENY:
-                denied += [
-                    f"{name}: {f.message}" for f in report.findings if f.level is Level.ERROR
-                ]
-            elif report.verdict is ScanVerdict.ERROR:
-                errors.append(f"{name}: {report.error}")
-        names = ", ".join([*rules.scan.presets, *(p.name for p in rules.scan.policies)])
-        if denied:
-            return CheckResult(
-                "scan",
-                Status.FAIL,
-                f"denied by {names}: {denied[0]}"
-                + (f" (+{len(denied) - 1} more)" if len(denied) > 1 else ""),
-                {"findings": denied},
-            )
-        if errors:
-            return CheckResult("scan", Status.ERROR, errors[0], {"errors": errors})
-        return CheckResult("scan", Status.PASS, f"{len(modules)} module(s) allowed by {names}")
-
-    def _policies(self, signatures: Signatures) -> list[Policy]:
-        from wasmctl.sign.keys import load_public_key_file
-        from wasmctl.sign.policy import KeyPolicy
-
-        policies: list[Policy] = [_identity(a) for a in signatures.keyless]
-        if signatures.keys:
-            keys = [load_public_key_file(path) for path in signatures.keys]
-            policies.append(KeyPolicy(tuple(keys), ", ".join(p.name for p in signatures.keys)))
-        return policies
-
-    def _verified(
-        self, resolved: _Resolved, signatures: Signatures, predicate_type: str | None
-    ) -> tuple[dict[str, Signer], list[str], list[str]]:
-        """Sources that verify under any authority, with their signers; what was found;
-        problems met."""
-        from wasmctl.sign.targets import verify_reference
-
-        ok: dict[str, Signer] = {}
-        found: list[str] = []
-        problems: list[str] = []
-        for policy in self._policies(signatures):
-            result = verify_reference(
-                resolved.reference,
-                policy,
-                self.trust,
-                self.registry,
-                predicate_type=predicate_type,
-            )
-            for check in result.checks:
-                if check.ok:
-                    ok.setdefault(check.source, check.signer or Signer())
-            for check in result.checks:
-                who = check.signer.describe() if check.signer else "unknown signer"
-                line = f"{check.source}: {who}" + (f" ({check.error})" if check.error else "")
-                if line not in found:
-                    found.append(line)
-            problems += [p for p in result.problems if p not in problems]
-        return ok, found, problems
-
-    def _signatures(self, rules: Rules, resolved: _Resolved) -> CheckResult | None:
-        """Passes when `required` distinct signers verify: copies of one signature (under
-        two referrers, a `.sig` layer twice, a bundle and a legacy layer) and signatures by
-        one key or one keyless identity count once (`distinct_signers`)."""
-        from wasmctl.sign.policy import distinct_signers
-
-        signatures = rules.signatures
-        if signatures is None:
-            return None
-        try:
-            ok, found, problems = self._verified(resolved, signatures, None)
-        except WasmctlError as e:
-            return _error("signature", e)
-        sources = sorted(ok)
-        numbers = distinct_signers([ok[s] for s in sources])
-        signers = len(set(numbers))
-        first: dict[int, str] = {}
-        duplicates = {}
-        for source, number in zip(sources, numbers, strict=True):
-            if number in first:
-                duplicates[source] = first[number]
-            else:
-                first[number] = source
-        details: dict[str, Any] = {
-            "verified": sources,
-            "signers": signers,
-            "found": found,
-            "required": signatures.required,
-        }
-        if duplicates:
-            details["duplicates"] = duplicates
-        if problems:
-            details["problems"] = problems
-        counted = f"{signers} of {signatures.required} required signer(s) verify"
-        if len(ok) > signers:
-            counted += f" ({len(ok)} signatures; copies by one signer count once)"
-        if signers >= signatures.required:
-            return CheckResult("signature", Status.PASS, counted, details)
-        what = "; ".join(found) if found else "no signatures found"
-        return CheckResult("signature", Status.FAIL, f"{counted}: {what}", details)
-
-    def _attestations(self, rules: Rules, resolved: _Resolved) -> list[CheckResult]:
-        out = []
-        for predicate_type in rules.attestations:
-            if rules.signatures is None:
-                out.append(
-                    CheckResult(
-                        "attestation",
-                        Status.ERROR,
-                        "attestations need `signatures` (whose keys or identities "
-                        "must have signed them)",
-                    )
-                )
-                continue
-            try:
-                ok, found, _ = self._verified(resolved, rules.signatures, predicate_type)
-            except WasmctlError as e:
-                out.append(_error("attestation", e))
-                continue
-            details = {"predicateType": predicate_type, "verified": sorted(ok), "found": found}
-            if ok:
-                out.append(
-                    CheckResult(
-                        "attestation",
-                        Status.PASS,
-                        f"{predicate_type} attestation verifies",
-                        details,
-                    )
-                )
-            else:
-                what = "; ".join(found) if found else "none found"
-                out.append(
-                    CheckResult(
-                        "attestation",
-                        Status.FAIL,
-                        f"no verified {predicate_type} attestation: {what}",
-                        details,
-                    )
-                )
-        return out
-
-
-def _identity(authority: KeylessAuthority) -> Policy:
-    from wasmctl.sign.policy import IdentityPolicy
-
-    return IdentityPolicy(
-        authority.identity,
-        authority.identity_regexp,
-        authority.issuer,
-        authority.issuer_regexp,
-        dict(authority.claims),
-    )
-
-
-def _error(check: str, error: WasmctlError) -> CheckResult:
-    status = Status.FAIL if isinstance(error, _NoModuleError) else Status.ERROR
-    return CheckResult(check, status, error.message, remote=isinstance(error, RemoteError))
-
 
 def _ordinary(target: Target) -> str:
     runtime = target.origin.runtime_class if target.origin else None
@@ -630,46 +564,3 @@ def _because(artifact: Artifact) -> str:
     if arch.lower().startswith("wasm") and os_name.lower().startswith("wasi"):
         return ""
     return f" (labelled {os_name}/{arch}, run as Wasm: {'; '.join(artifact.wasm_evidence)})"
-
-
-def _runnable(
-    resolved: _Resolved,
-    launch: LaunchContext | None,
-    modules: list[tuple[str, Path]] | WasmctlError,
-) -> list[tuple[str, Path]] | WasmctlError:
-    """The modules, when they include what a runtime would run; else a denial.
-
-    An image that runs as Wasm but holds no module wasmctl can read, or whose compat
-    entrypoint (args[0]) is not one of the modules found (a file not named `*.wasm`, a
-    link), is refused: what would run was not scanned."""
-    from wasmctl.oci import media_types as mt
-    from wasmctl.oci.artifact import entrypoint_path
-
-    if isinstance(modules, WasmctlError):
-        return modules
-    artifact = resolved.artifact
-    if artifact.kind is ArtifactKind.WASMCLOUD_PROVIDER:
-        return modules  # a provider archive holds native code, not a module to scan
-    if not modules:
-        why = "; ".join(artifact.wasm_evidence) or artifact.kind.value
-        return _NoModuleError(
-            f"{resolved.digest}: no Wasm module found in its layers, though it would run "
-            f"as Wasm ({why})"
-        )
-    raw_layers = any(
-        layer.media_type in mt.RAW_WASM_LAYER_TYPES for layer in artifact.manifest.layers
-    )
-    if artifact.kind is ArtifactKind.COMPAT and not raw_layers:
-        # runwasi runs Wasm layers where there are some; else a runtime runs args[0]
-        entry = entrypoint_path(artifact.config, launch)
-        if entry is not None and entry not in {name.lstrip("/") for name, _ in modules}:
-            found = ", ".join(name for name, _ in modules)
-            return _NoModuleError(
-                f"{resolved.digest}: the entrypoint /{entry}, which a runtime would run as "
-                f"Wasm, is not among the modules found in its layers ({found})"
-            )
-    return modules
-
-
-class _NoModuleError(DeniedError):
-    """What a runtime would run is not a module the gate could check (a denial)."""

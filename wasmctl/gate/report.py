@@ -12,8 +12,8 @@ from typing import Any
 
 from wasmctl import __version__
 from wasmctl._text import printable
-from wasmctl.gate.engine import GateReport, Status, TargetResult, Verdict
 from wasmctl.gate.formats import GateFormat
+from wasmctl.gate.model import GateReport, Status, TargetResult, Verdict
 
 CHECK_DESCRIPTIONS = {
     "resolve": "The reference resolves to a Wasm artifact.",

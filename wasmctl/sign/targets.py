@@ -194,19 +194,51 @@ def verify_reference(
     required: int = 1,
 ) -> Verification:
     """Verify the signatures (or, with `predicate_type`, the attestations) of an artifact."""
-    wanted = predicate_type or COSIGN_SIGN_PREDICATE
+    found = find_signature_candidates(ref, options)
+    return verify_candidates(found, policy, trust, predicate_type=predicate_type, required=required)
+
+
+@dataclass(frozen=True)
+class SignatureCandidates:
+    """Every signature and attestation stored for an artifact, read once: verified against
+    one policy after another (`verify_candidates`) without listing its referrers again."""
+
+    target: str
+    digest: str
+    candidates: tuple[Candidate, ...]
+    problems: tuple[str, ...] = ()
+
+
+def find_signature_candidates(
+    ref: Reference, options: RegistryOptions | None = None
+) -> SignatureCandidates:
+    """The signatures and attestations stored for the artifact `ref` resolves to."""
     with open_source(ref, options) as store:
         subject = store.subject()
         candidates, problems = find_candidates(store, subject.digest)
-    expected = Expectation(subject.digest, wanted)
+    return SignatureCandidates(str(ref), subject.digest, tuple(candidates), tuple(problems))
+
+
+def verify_candidates(
+    found: SignatureCandidates,
+    policy: Policy,
+    trust: TrustSource,
+    *,
+    predicate_type: str | None = None,
+    required: int = 1,
+) -> Verification:
+    """Verify what `find_signature_candidates` found: the signatures (or, with
+    `predicate_type`, the attestations of that type) under one policy."""
+    wanted = predicate_type or COSIGN_SIGN_PREDICATE
+    expected = Expectation(found.digest, wanted)
     checks = tuple(
         check
-        for candidate in candidates
+        for candidate in found.candidates
         if _relevant(candidate, wanted)
         for check in [_verify_candidate(candidate, expected, policy, trust)]
     )
     return Verification(
-        str(ref), subject.digest, policy.describe(), required, checks, tuple(problems), wanted
+        found.target, found.digest, policy.describe(), required, checks, found.problems, wanted
     )
 
 

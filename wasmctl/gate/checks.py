@@ -1,0 +1,307 @@
+"""The gate's checks, each a function of the rules and of what was read (the reference, the
+artifact, its modules, its signatures) to a `CheckResult`, or None when the policy does not
+ask for it. Reading is the runner's (`wasmctl.gate.engine`); nothing here fetches."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from wasmctl.errors import DeniedError, RemoteError, WasmctlError
+from wasmctl.gate.model import CheckResult, Status
+from wasmctl.gate.policy import KeylessAuthority, Rules, Scan, Signatures
+from wasmctl.oci.artifact import Artifact, ArtifactKind, LaunchContext
+from wasmctl.oci.reference import Reference, RegistryReference
+from wasmctl.sign.policy import Policy, Signer
+
+if TYPE_CHECKING:
+    from wasmctl.sign.targets import SignatureCandidates
+    from wasmctl.sign.verifier import TrustSource
+
+Modules = list[tuple[str, Path]] | WasmctlError  # (name in the image, file), or why not
+# sources that verify under any authority, with their signers; what was found; problems met
+Verified = tuple[dict[str, Signer], list[str], list[str]]
+Verify = Callable[[Signatures, str | None], Verified]  # signatures, predicate type
+
+
+def registry(ref: Reference, rules: Rules) -> CheckResult | None:
+    if not rules.registries:
+        return None
+    if not isinstance(ref, RegistryReference):
+        return CheckResult("registry", Status.SKIP, "a local layout, not a registry")
+    name = f"{ref.name}/"
+    allowed = [
+        p
+        for p in rules.registries
+        if name.startswith(p if p.endswith("/") else p + "/") or ref.name == p.rstrip("/")
+    ]
+    if allowed:
+        return CheckResult("registry", Status.PASS, f"{ref.name} is under {allowed[0]}")
+    return CheckResult(
+        "registry",
+        Status.FAIL,
+        f"{ref.name} is not under an allowed prefix",
+        {"allowed": list(rules.registries)},
+    )
+
+
+def pin_syntax(ref: Reference, rules: Rules) -> CheckResult | None:
+    """Before resolution: what the reference says (refined once the digest is known)."""
+    if rules.pin == "tag" or not isinstance(ref, RegistryReference):
+        return None
+    if ref.digest:
+        return CheckResult("pin", Status.PASS, f"pinned to {ref.digest}")
+    if rules.pin == "digest":
+        return CheckResult("pin", Status.FAIL, "a tag, not a digest (pin: digest)")
+    return CheckResult("pin", Status.PASS, "a tag (pin: record)")
+
+
+def pin(ref: Reference, rules: Rules, digest: str) -> CheckResult | None:
+    if rules.pin == "tag" or not isinstance(ref, RegistryReference):
+        return None
+    if ref.digest:
+        return CheckResult("pin", Status.PASS, f"pinned to {ref.digest}")
+    pinned = f"{ref.name}@{digest}"
+    if rules.pin == "digest":
+        return CheckResult(
+            "pin",
+            Status.FAIL,
+            f"a tag, not a digest (pin: digest); pin it as {pinned}",
+            {"resolved": pinned},
+        )
+    return CheckResult(
+        "pin", Status.PASS, f"tag resolved and recorded: {pinned}", {"resolved": pinned}
+    )
+
+
+def artifact_format(rules: Rules, artifact: Artifact) -> CheckResult | None:
+    if not rules.formats:
+        return None
+    kind = artifact.kind.value
+    if kind in rules.formats:
+        return CheckResult("format", Status.PASS, f"{kind} is allowed")
+    return CheckResult("format", Status.FAIL, f"{kind} is not one of {', '.join(rules.formats)}")
+
+
+def size(rules: Rules, modules: Modules) -> CheckResult | None:
+    limit = rules.max_module_bytes
+    if limit is None:
+        return None
+    if isinstance(modules, WasmctlError):
+        return error("size", modules)
+    large = {name: p.stat().st_size for name, p in modules if p.stat().st_size > limit}
+    if large:
+        listed = ", ".join(f"{n} ({s:,} bytes)" for n, s in large.items())
+        return CheckResult("size", Status.FAIL, f"larger than {limit:,} bytes: {listed}")
+    return CheckResult("size", Status.PASS, f"{len(modules)} module(s) within {limit:,} bytes")
+
+
+def scan(rules: Rules, modules: Modules, load: Callable[[Scan], list[Any]]) -> CheckResult | None:
+    """`load`: the scan policies of a `scan` rule (loaded once for the gate)."""
+    if rules.scan is None:
+        return None
+    if isinstance(modules, WasmctlError):
+        return error("scan", modules)
+    from wasmctl.scan import scan_file
+    from wasmctl.scan.model import Level
+    from wasmctl.scan.model import Verdict as ScanVerdict
+
+    policies = load(rules.scan)
+    denied, errors = [], []
+    for name, path in modules:
+        report = scan_file(path, policies, display=name)
+        if report.verdict is ScanVerdict.DENY:
+            denied += [f"{name}: {f.message}" for f in report.findings if f.level is Level.ERROR]
+        elif report.verdict is ScanVerdict.ERROR:
+            errors.append(f"{name}: {report.error}")
+    names = ", ".join([*rules.scan.presets, *(p.name for p in rules.scan.policies)])
+    if denied:
+        return CheckResult(
+            "scan",
+            Status.FAIL,
+            f"denied by {names}: {denied[0]}"
+            + (f" (+{len(denied) - 1} more)" if len(denied) > 1 else ""),
+            {"findings": denied},
+        )
+    if errors:
+        return CheckResult("scan", Status.ERROR, errors[0], {"errors": errors})
+    return CheckResult("scan", Status.PASS, f"{len(modules)} module(s) allowed by {names}")
+
+
+def authorities(signatures: Signatures) -> list[Policy]:
+    """One policy per keyless authority, and one for all the keys."""
+    from wasmctl.sign.keys import load_public_key_file
+    from wasmctl.sign.policy import KeyPolicy
+
+    policies: list[Policy] = [_identity(a) for a in signatures.keyless]
+    if signatures.keys:
+        keys = [load_public_key_file(path) for path in signatures.keys]
+        policies.append(KeyPolicy(tuple(keys), ", ".join(p.name for p in signatures.keys)))
+    return policies
+
+
+def verified(
+    candidates: Callable[[], SignatureCandidates],
+    signatures: Signatures,
+    trust: TrustSource,
+    predicate_type: str | None,
+) -> Verified:
+    """Sources that verify under any authority, with their signers; what was found;
+    problems met. The referrers are listed and read once, for every authority."""
+    from wasmctl.sign.targets import verify_candidates
+
+    ok: dict[str, Signer] = {}
+    found: list[str] = []
+    problems: list[str] = []
+    for policy in authorities(signatures):
+        result = verify_candidates(candidates(), policy, trust, predicate_type=predicate_type)
+        for check in result.checks:
+            if check.ok:
+                ok.setdefault(check.source, check.signer or Signer())
+        for check in result.checks:
+            who = check.signer.describe() if check.signer else "unknown signer"
+            line = f"{check.source}: {who}" + (f" ({check.error})" if check.error else "")
+            if line not in found:
+                found.append(line)
+        problems += [p for p in result.problems if p not in problems]
+    return ok, found, problems
+
+
+def signature(rules: Rules, verify: Verify) -> CheckResult | None:
+    """Passes when `required` distinct signers verify: copies of one signature (under
+    two referrers, a `.sig` layer twice, a bundle and a legacy layer) and signatures by
+    one key or one keyless identity count once (`distinct_signers`)."""
+    from wasmctl.sign.policy import distinct_signers
+
+    signatures = rules.signatures
+    if signatures is None:
+        return None
+    try:
+        ok, found, problems = verify(signatures, None)
+    except WasmctlError as e:
+        return error("signature", e)
+    sources = sorted(ok)
+    numbers = distinct_signers([ok[s] for s in sources])
+    signers = len(set(numbers))
+    first: dict[int, str] = {}
+    duplicates = {}
+    for source, number in zip(sources, numbers, strict=True):
+        if number in first:
+            duplicates[source] = first[number]
+        else:
+            first[number] = source
+    details: dict[str, Any] = {
+        "verified": sources,
+        "signers": signers,
+        "found": found,
+        "required": signatures.required,
+    }
+    if duplicates:
+        details["duplicates"] = duplicates
+    if problems:
+        details["problems"] = problems
+    counted = f"{signers} of {signatures.required} required signer(s) verify"
+    if len(ok) > signers:
+        counted += f" ({len(ok)} signatures; copies by one signer count once)"
+    if signers >= signatures.required:
+        return CheckResult("signature", Status.PASS, counted, details)
+    what = "; ".join(found) if found else "no signatures found"
+    return CheckResult("signature", Status.FAIL, f"{counted}: {what}", details)
+
+
+def attestations(rules: Rules, verify: Verify) -> list[CheckResult]:
+    out = []
+    for predicate_type in rules.attestations:
+        if rules.signatures is None:
+            out.append(
+                CheckResult(
+                    "attestation",
+                    Status.ERROR,
+                    "attestations need `signatures` (whose keys or identities "
+                    "must have signed them)",
+                )
+            )
+            continue
+        try:
+            ok, found, _ = verify(rules.signatures, predicate_type)
+        except WasmctlError as e:
+            out.append(error("attestation", e))
+            continue
+        details = {"predicateType": predicate_type, "verified": sorted(ok), "found": found}
+        if ok:
+            out.append(
+                CheckResult(
+                    "attestation",
+                    Status.PASS,
+                    f"{predicate_type} attestation verifies",
+                    details,
+                )
+            )
+        else:
+            what = "; ".join(found) if found else "none found"
+            out.append(
+                CheckResult(
+                    "attestation",
+                    Status.FAIL,
+                    f"no verified {predicate_type} attestation: {what}",
+                    details,
+                )
+            )
+    return out
+
+
+def _identity(authority: KeylessAuthority) -> Policy:
+    from wasmctl.sign.policy import IdentityPolicy
+
+    return IdentityPolicy(
+        authority.identity,
+        authority.identity_regexp,
+        authority.issuer,
+        authority.issuer_regexp,
+        dict(authority.claims),
+    )
+
+
+def error(check: str, error: WasmctlError) -> CheckResult:
+    status = Status.FAIL if isinstance(error, NoModuleError) else Status.ERROR
+    return CheckResult(check, status, error.message, remote=isinstance(error, RemoteError))
+
+
+def runnable(
+    digest: str, artifact: Artifact, launch: LaunchContext | None, modules: Modules
+) -> Modules:
+    """The modules, when they include what a runtime would run; else a denial.
+
+    An image that runs as Wasm but holds no module wasmctl can read, or whose compat
+    entrypoint (args[0]) is not one of the modules found (a file not named `*.wasm`, a
+    link), is refused: what would run was not scanned."""
+    from wasmctl.oci import media_types as mt
+    from wasmctl.oci.artifact import entrypoint_path
+
+    if isinstance(modules, WasmctlError):
+        return modules
+    if artifact.kind is ArtifactKind.WASMCLOUD_PROVIDER:
+        return modules  # a provider archive holds native code, not a module to scan
+    if not modules:
+        why = "; ".join(artifact.wasm_evidence) or artifact.kind.value
+        return NoModuleError(
+            f"{digest}: no Wasm module found in its layers, though it would run as Wasm ({why})"
+        )
+    raw_layers = any(
+        layer.media_type in mt.RAW_WASM_LAYER_TYPES for layer in artifact.manifest.layers
+    )
+    if artifact.kind is ArtifactKind.COMPAT and not raw_layers:
+        # runwasi runs Wasm layers where there are some; else a runtime runs args[0]
+        entry = entrypoint_path(artifact.config, launch)
+        if entry is not None and entry not in {name.lstrip("/") for name, _ in modules}:
+            found = ", ".join(name for name, _ in modules)
+            return NoModuleError(
+                f"{digest}: the entrypoint /{entry}, which a runtime would run as "
+                f"Wasm, is not among the modules found in its layers ({found})"
+            )
+    return modules
+
+
+class NoModuleError(DeniedError):
+    """What a runtime would run is not a module the gate could check (a denial)."""
