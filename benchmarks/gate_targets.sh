@@ -65,25 +65,9 @@ REG_LOG="$GT/registry.log"
 rm -rf "$GT"
 mkdir -p "$GT/storage"
 
-PORT=$("$PY" -c 'import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+PORT=$(free_port)
 HOST="127.0.0.1:$PORT"
-"$PY" - "$GT/config.yml" "$PORT" "$GT/storage" <<'EOF'
-import json, secrets, sys
-path, port, storage = sys.argv[1], sys.argv[2], sys.argv[3]
-config = {  # what tests/registry.py writes for a plain-HTTP registry without auth
-    "version": 0.1,
-    "log": {"level": "info", "formatter": "text", "accesslog": {"disabled": False}},
-    "storage": {
-        "filesystem": {"rootdirectory": storage},
-        "delete": {"enabled": True},
-        "maintenance": {"uploadpurging": {"enabled": False}},
-    },
-    "http": {"addr": f"127.0.0.1:{port}", "secret": secrets.token_hex(16),
-             "headers": {"X-Content-Type-Options": ["nosniff"]}},
-}
-open(path, "w").write(json.dumps(config, indent=2) + "\n")  # JSON is YAML
-EOF
+write_registry_config "$GT/config.yml" "$PORT" "$GT/storage"
 
 REG_PID=
 cleanup() {

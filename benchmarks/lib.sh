@@ -79,3 +79,30 @@ read_context() {
         GIT_REV="$GIT_REV+dirty"
     fi
 }
+
+# A free loopback port for a registry (taken, then released for it to bind).
+free_port() {
+    "$PY" -c 'import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# write_registry_config CONFIG PORT STORAGE: what tests/registry.py writes for a plain-HTTP
+# docker-registry without auth, with the access log on (the benchmarks count requests in it).
+write_registry_config() {
+    "$PY" - "$1" "$2" "$3" <<'EOF'
+import json, secrets, sys
+path, port, storage = sys.argv[1], sys.argv[2], sys.argv[3]
+config = {
+    "version": 0.1,
+    "log": {"level": "info", "formatter": "text", "accesslog": {"disabled": False}},
+    "storage": {
+        "filesystem": {"rootdirectory": storage},
+        "delete": {"enabled": True},
+        "maintenance": {"uploadpurging": {"enabled": False}},
+    },
+    "http": {"addr": f"127.0.0.1:{port}", "secret": secrets.token_hex(16),
+             "headers": {"X-Content-Type-Options": ["nosniff"]}},
+}
+open(path, "w").write(json.dumps(config, indent=2) + "\n")  # JSON is YAML
+EOF
+}
