@@ -31,7 +31,14 @@ def loads(
         raise error(f"{what} is nested deeper than {max_depth} levels") from None
     except (ValueError, UnicodeDecodeError) as e:
         raise error(f"{what} is not JSON: {e}") from None
-    if too_deep(data, max_depth):
+    # a document with no more openers than the bound cannot nest past it (most manifests,
+    # bundles and answers): the walk is only for the rest
+    openers = (
+        raw.count("[") + raw.count("{")
+        if isinstance(raw, str)
+        else (raw.count(b"[") + raw.count(b"{"))
+    )
+    if openers > max_depth and too_deep(data, max_depth):
         raise error(f"{what} is nested deeper than {max_depth} levels")
     return data
 
