@@ -15,6 +15,9 @@ from collections.abc import Sequence
 from typing import Annotated, NoReturn
 
 import typer
+import typer.main
+from typer import _click as click
+from typer.core import TyperGroup
 
 from wasmctl import __version__
 from wasmctl.cli import build as build_cmd
@@ -23,10 +26,31 @@ from wasmctl.cli import inspect as inspect_cmd
 from wasmctl.cli import registry as registry_cmd
 from wasmctl.cli import sbom as sbom_cmd
 from wasmctl.cli import scan as scan_cmd
+from wasmctl.cli import serve as serve_cmd
 from wasmctl.cli import sign as sign_cmd
 from wasmctl.cli._common import SETTINGS
 
+
+class _Commands(TyperGroup):
+    """The commands, and `gate serve`: a second word under `gate`, which itself takes
+    targets (a file named `serve` is still gated as `./serve`)."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args[:2] == ["gate", "serve"]:
+            return "gate serve", _serve_command(), args[2:]
+        return super().resolve_command(ctx, args)
+
+
+def _serve_command() -> click.Command:
+    serve_app = typer.Typer(context_settings={"help_option_names": ["-h", "--help"]})
+    serve_app.command("serve", epilog=serve_cmd.EXAMPLES)(serve_cmd.serve)
+    return typer.main.get_command(serve_app)
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="wasmctl",
     help="Supply-chain toolkit for WebAssembly on OCI registries: inspect, scan, build, "
     "push and pull, sign and verify, SBOMs, and the pre-deploy gate.",
@@ -35,6 +59,7 @@ app = typer.Typer(
     "wasmctl sign ghcr.io/acme/app:v1  ·  "
     "wasmctl sbom ghcr.io/acme/app:v1 --attest ghcr.io/acme/app:v1  ·  "
     "wasmctl gate --policy gate.yaml k8s/  ·  "
+    "wasmctl gate serve --policy gate.yaml --tls-cert tls.crt --tls-key tls.key  ·  "
     "Exit codes: 0 ok, 1 denied, 2 bad input, 3 registry/network, 4 bug.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

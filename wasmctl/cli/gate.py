@@ -23,6 +23,8 @@ Examples:
   wasmctl gate --policy gate.yaml deploy.yaml --summary "$GITHUB_STEP_SUMMARY"
 
   wasmctl gate --policy gate.yaml --offline --layout mirror/ k8s/app.yaml
+
+In the cluster, as an admission webhook: wasmctl gate serve --help
 """
 
 

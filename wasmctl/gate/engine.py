@@ -41,6 +41,7 @@ __all__ = [
     "CheckResult",
     "GateOptions",
     "GateReport",
+    "Judge",
     "Status",
     "TargetResult",
     "Verdict",
@@ -87,6 +88,79 @@ def run_gate(arguments: Sequence[str], policy: GatePolicy, options: GateOptions)
     with options.registry or RegistryOptions() as registry, _Workers(options.jobs) as workers:
         gate = _Gate(policy, options, trust, registry, workers)
         return GateReport(policy.source, gate.run(targets))
+
+
+class Judge:
+    """The gate kept open, for a caller that judges targets as they come (the admission
+    server, `wasmctl.gate.serve`): the trust, the scan policies and one session per
+    registry are loaded once and shared by every call, from any number of threads.
+
+    `judge` gates targets as `run_gate` does (sharing per digest within the call); nothing
+    of one call's targets is kept for the next but what the registry sessions cache by
+    digest (manifests, signatures), which can never be stale. Close it (`with`) to close
+    the sessions."""
+
+    def __init__(self, policy: GatePolicy, options: GateOptions) -> None:
+        self.policy = policy
+        self.options = options
+        self.trust = _SharedTrust(
+            options.trusted_root or policy.trusted_root,
+            offline=options.offline or policy.offline_root,
+        )
+        self.registry = options.registry or RegistryOptions()
+        self._scan_loaded: _Memo[Scan, list[Any]] = _Memo()
+        self._stack = ExitStack()
+        self._stack.enter_context(self.registry)
+
+    def __enter__(self) -> Judge:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def prepare(self) -> None:
+        """Read what the policy names, now rather than at the first verdict: its keys, its
+        scan policies, and the trusted root when a keyless signer is wanted. Raises what
+        reading them raises (a missing file: an input error; TUF out of reach: remote)."""
+        from wasmctl.sign.keys import load_public_key_file
+
+        keyless = False
+        scans: list[Scan] = []
+        for rules in (self.policy.rules, *(o.rules for o in self.policy.overrides)):
+            if rules.signatures is not None:
+                keyless = keyless or bool(rules.signatures.keyless)
+                for path in rules.signatures.keys:
+                    load_public_key_file(path)
+            if rules.scan is not None:
+                scans.append(rules.scan)
+        gate = self._gate()
+        for scan in scans:
+            gate._scan_policies(scan)
+        if keyless:
+            self.trust.root()
+
+    def judge(self, targets: Sequence[Target]) -> tuple[TargetResult, ...]:
+        """Every target gated, in order; the whole work in the calling thread."""
+        return self._gate().run(targets)
+
+    def resolve(self, reference: RegistryReference) -> str:
+        """The digest a registry reference names now (its manifest is fetched, checked
+        against the digest, and kept in the session's cache for the verdict that follows)."""
+        from wasmctl.oci.reference import manifest_reference
+
+        if reference.digest:
+            return reference.digest
+        session = self.registry.sessions.session(reference.registry)
+        _, _, digest = session.manifest(reference.repository, manifest_reference(reference))
+        return digest
+
+    def _gate(self) -> _Gate:
+        return _Gate(
+            self.policy, self.options, self.trust, self.registry, _Workers(1), self._scan_loaded
+        )
 
 
 @dataclass
@@ -162,12 +236,13 @@ class _Resolved:
         return RegistryReference(ref.registry, ref.repository, None, self.digest)
 
 
-_TargetKey = tuple[str, bool, LaunchContext | None]
+_TargetKey = tuple[str, str | None, bool, LaunchContext | None]
 
 
 def _key(target: Target) -> _TargetKey:
-    """What makes two targets one: the reference, and how it would be run."""
-    return (target.reference, target.wasm_runtime, _launch(target))
+    """What makes two targets one: the reference (and the digest it was resolved to), and
+    how it would be run."""
+    return (target.reference, target.digest, target.wasm_runtime, _launch(target))
 
 
 @dataclass(frozen=True)
@@ -267,13 +342,14 @@ class _Gate:
         trust: TrustSource,
         registry: RegistryOptions,
         workers: _Workers,
+        scan_loaded: _Memo[Scan, list[Any]] | None = None,
     ) -> None:
         self.policy = policy
         self.options = options
         self.trust = trust
         self.registry = registry
         self.workers = workers
-        self._scan_loaded: _Memo[Scan, list[Any]] = _Memo()
+        self._scan_loaded: _Memo[Scan, list[Any]] = scan_loaded or _Memo()
         self._resolving: _Memo[str, threading.Lock] = _Memo()
 
     def run(self, targets: Sequence[Target]) -> tuple[TargetResult, ...]:
@@ -324,8 +400,11 @@ class _Gate:
             check.registry(ref, rules),
             check.pin_syntax(ref, rules),
         ]
+        read = ref  # what is read: with a digest resolved before, that artifact
+        if isinstance(ref, RegistryReference) and target.digest and not ref.digest:
+            read = replace(ref, digest=target.digest)
         try:
-            resolved = self._resolve(ref, launch)
+            resolved = self._resolve(read, launch, shown)
         except WasmctlError as e:
             return _Finished(target, self._unresolved(target, shown, override, checks, e))
         if resolved.artifact.kind is ArtifactKind.UNKNOWN:
@@ -411,7 +490,9 @@ class _Gate:
 
     # -- resolution --------------------------------------------------------------------
 
-    def _resolve(self, ref: Reference, launch: LaunchContext | None = None) -> _Resolved:
+    def _resolve(
+        self, ref: Reference, launch: LaunchContext | None = None, shown: str | None = None
+    ) -> _Resolved:
         from wasmctl.oci.source import open_artifact
 
         if isinstance(ref, RegistryReference) and self.options.offline:
@@ -432,7 +513,7 @@ class _Gate:
             pinned: Reference = LayoutReference(ref.path, None, digest, ref.archive)
         else:
             pinned = RegistryReference(ref.registry, ref.repository, ref.tag, digest)
-        return _Resolved(pinned, str(ref), digest, artifact)
+        return _Resolved(pinned, shown or str(ref), digest, artifact)
 
     def _offline_reference(self, ref: RegistryReference) -> LayoutReference:
         """With --offline, a registry reference is read from the local layout: by digest

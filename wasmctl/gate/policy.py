@@ -92,15 +92,35 @@ class GatePolicy:
 
 def load_gate_policy(path: Path) -> GatePolicy:
     """Read and check a gate policy file."""
+    return gate_policy_from_bytes(
+        read_limited(path, MAX_POLICY_BYTES, "gate policy", PolicyError), path
+    )
+
+
+def gate_policy_from_bytes(raw: bytes, path: Path) -> GatePolicy:
+    """Check the gate policy that file `path` held (its paths resolve against its directory)."""
     from wasmctl import _yaml
 
-    raw = read_limited(path, MAX_POLICY_BYTES, "gate policy", PolicyError)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise PolicyError(f"{path}: not UTF-8 text: {e}") from None
     doc = _yaml.load(text, str(path), PolicyError)
     return parse_gate_policy(doc, str(path), path.parent)
+
+
+def referenced_files(policy: GatePolicy) -> tuple[Path, ...]:
+    """The files a policy names (keys, scan policies, the trusted root), in a fixed order:
+    what its decisions also depend on."""
+    found: list[Path] = []
+    if policy.trusted_root is not None:
+        found.append(policy.trusted_root)
+    for rules in (policy.rules, *(o.rules for o in policy.overrides)):
+        if rules.signatures is not None:
+            found += rules.signatures.keys
+        if rules.scan is not None:
+            found += rules.scan.policies
+    return tuple(dict.fromkeys(found))
 
 
 def parse_gate_policy(doc: Any, source: str, base: Path) -> GatePolicy:

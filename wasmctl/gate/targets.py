@@ -65,6 +65,9 @@ class Target:
     annotations: tuple[tuple[str, str], ...] = ()
     command: tuple[str, ...] | None = None
     args: tuple[str, ...] | None = None
+    # The digest a tag was resolved to before the gate ran (the admission server's tag
+    # cache): the gate then reads that artifact, whatever the tag names by now.
+    digest: str | None = None
 
 
 def is_manifest_path(text: str) -> bool:
@@ -129,41 +132,52 @@ def manifest_targets(
             raise InputError(f"{path}: document {number} is not a Kubernetes object")
         if handlers is not None:
             handlers.update(_runtime_class(document))
-        for kind, name, pod, metadata in _pods(document):
-            runtime_class = pod.get("runtimeClassName")
-            runtime_class = runtime_class if isinstance(runtime_class, str) else None
-            annotations = _wasm_annotations(metadata)
-            for field in CONTAINER_FIELDS:
-                containers = pod.get(field) or []
-                if not isinstance(containers, list):
-                    raise InputError(f"{path}: {kind}/{name}: `{field}` is not a list")
-                for container in containers:
-                    image = container.get("image") if isinstance(container, Mapping) else None
-                    if not isinstance(image, str) or not image:
-                        raise InputError(f"{path}: {kind}/{name}: a container without an image")
-                    origin = Origin(
-                        file=str(path),
-                        document=number,
-                        kind=kind,
-                        name=name,
-                        container=str(container.get("name", "")),
-                        field=field,
-                        line=getattr(image, "line", None),
-                        runtime_class=runtime_class,
+        targets += object_targets(document, runtime_classes, str(path), number)
+    return targets
+
+
+def object_targets(
+    document: Mapping[str, Any], runtime_classes: tuple[str, ...], file: str, number: int = 0
+) -> list[Target]:
+    """Every container image of the workloads in one Kubernetes object (a `List`'s items
+    too), named in origins as document `number` of `file` (the admission server: the
+    request). A container without an image is an error: the apiserver never sends one."""
+    targets = []
+    for kind, name, pod, metadata in _pods(document):
+        runtime_class = pod.get("runtimeClassName")
+        runtime_class = runtime_class if isinstance(runtime_class, str) else None
+        annotations = _wasm_annotations(metadata)
+        wasm = runtime_class is not None and (
+            runtime_class in runtime_classes or _wasm_name(runtime_class)
+        )
+        for field in CONTAINER_FIELDS:
+            containers = pod.get(field) or []
+            if not isinstance(containers, list):
+                raise InputError(f"{file}: {kind}/{name}: `{field}` is not a list")
+            for container in containers:
+                image = container.get("image") if isinstance(container, Mapping) else None
+                if not isinstance(image, str) or not image:
+                    raise InputError(f"{file}: {kind}/{name}: a container without an image")
+                origin = Origin(
+                    file=file,
+                    document=number,
+                    kind=kind,
+                    name=name,
+                    container=str(container.get("name", "")),
+                    field=field,
+                    line=getattr(image, "line", None),
+                    runtime_class=runtime_class,
+                )
+                targets.append(
+                    Target(
+                        str(image),
+                        origin,
+                        wasm,
+                        annotations,
+                        _strings(container.get("command")),
+                        _strings(container.get("args")),
                     )
-                    wasm = runtime_class is not None and (
-                        runtime_class in runtime_classes or _wasm_name(runtime_class)
-                    )
-                    targets.append(
-                        Target(
-                            str(image),
-                            origin,
-                            wasm,
-                            annotations,
-                            _strings(container.get("command")),
-                            _strings(container.get("args")),
-                        )
-                    )
+                )
     return targets
 
 
