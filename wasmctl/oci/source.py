@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     import httpx
 
     from wasmctl.oci.artifact import Artifact, LaunchContext
-    from wasmctl.oci.registry import Progress, RegistryClient, RetryPolicy
+    from wasmctl.oci.registry import Progress, RegistryClient, RetryPolicy, TimeoutPolicy
 
 MAX_MANIFEST_READ = 4 << 20  # a manifest or index read to resolve or copy it
 MAX_CACHED_BYTES = 64 << 20  # what one session keeps of manifests and small blobs
@@ -163,6 +163,7 @@ class RegistryOptions:
     retry: RetryPolicy | None = None
     progress: Progress | None = None
     transport: httpx.BaseTransport | None = None
+    timeouts: TimeoutPolicy | None = None
     sessions: Sessions = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -184,6 +185,7 @@ class RegistryOptions:
             plain_http=registry in self.plain_http,
             ca_file=self.ca_file,
             retry=self.retry,
+            timeouts=self.timeouts,
             progress=self.progress,
             transport=self.transport,
         )

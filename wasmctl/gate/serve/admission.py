@@ -43,6 +43,7 @@ from wasmctl.gate.serve.review import (
 )
 from wasmctl.gate.targets import Target
 from wasmctl.oci.reference import RegistryReference
+from wasmctl.oci.registry import TIMEOUT_ENV, RetryPolicy, TimeoutPolicy
 from wasmctl.oci.source import RegistryOptions
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -80,6 +81,24 @@ class ServeOptions:
         margin (a quarter of short deadlines), for the answer to travel."""
         total = min(timeout if timeout and timeout > 0 else self.default_timeout, 30.0)
         return total - min(self.margin, total / 4)
+
+
+# An admission deadline is seconds, not minutes: a registry that fails is retried briefly
+# (a verification outlives the request that started it, so a later one still gets the
+# verdict), and one that hangs is given up on sooner than a CLI run would.
+SERVE_RETRY = RetryPolicy(attempts=3, deadline=8.0, base_delay=0.25, max_delay=2.0)
+SERVE_REQUEST_TIMEOUT = 10.0
+SERVE_CONNECT_TIMEOUT = 5.0
+
+
+def serve_timeouts(environ: Mapping[str, str] | None = None) -> TimeoutPolicy:
+    """The registry timeouts of a server: WASMCTL_REGISTRY_TIMEOUT when set, else
+    `SERVE_REQUEST_TIMEOUT` (the CLI's 60 s would hold a worker long past any deadline)."""
+    environ = os.environ if environ is None else environ
+    policy = TimeoutPolicy.from_env(environ)
+    if environ.get(TIMEOUT_ENV, "").strip():
+        return policy
+    return replace(policy, request=SERVE_REQUEST_TIMEOUT, connect=SERVE_CONNECT_TIMEOUT)
 
 
 def own_namespace(environ: Mapping[str, str] | None = None) -> str | None:
@@ -142,7 +161,12 @@ def load(options: ServeOptions) -> Loaded:
     for path in files:
         digest.update(b"\0" + os.fsencode(path) + b"\0")
         digest.update(read_limited(path, MAX_TRUST_FILE, "file the gate policy names"))
-    registry = RegistryOptions(plain_http=options.plain_http, ca_file=options.ca_file)
+    registry = RegistryOptions(
+        plain_http=options.plain_http,
+        ca_file=options.ca_file,
+        retry=SERVE_RETRY,
+        timeouts=serve_timeouts(),
+    )
     judge = Judge(policy, GateOptions(registry=registry, trusted_root=options.trusted_root))
     try:
         judge.prepare()

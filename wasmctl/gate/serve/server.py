@@ -37,7 +37,8 @@ HEAD_TIMEOUT = 10.0  # a request, once begun, has this long to send its head
 IDLE_TIMEOUT = 120.0  # a keep-alive connection with no request (the apiserver's: 90 s)
 HANDSHAKE_TIMEOUT = 10.0
 SHUTDOWN_TIMEOUT = 2.0  # for the client's TLS close_notify
-DRAIN_TIMEOUT = 30.0  # the longest an admission deadline can be
+DRAIN_TIMEOUT = 30.0
+MAX_CONNECTIONS = 1024  # open at once; an apiserver keeps a few per replica  # the longest an admission deadline can be
 READ_CHUNK = 64 << 10
 SERVER = b"wasmctl"
 
@@ -193,6 +194,10 @@ class Server:
     # -- connections ---------------------------------------------------------------------
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._tasks) >= MAX_CONNECTIONS:
+            self.metrics.invalid.inc()
+            writer.transport.abort()
+            return
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
