@@ -44,7 +44,9 @@ class _Commands(TyperGroup):
 
 
 def _serve_command() -> click.Command:
-    serve_app = typer.Typer(context_settings={"help_option_names": ["-h", "--help"]})
+    serve_app = typer.Typer(
+        add_completion=False, context_settings={"help_option_names": ["-h", "--help"]}
+    )
     serve_app.command("serve", epilog=serve_cmd.EXAMPLES)(serve_cmd.serve)
     return typer.main.get_command(serve_app)
 

@@ -387,7 +387,13 @@ class Admission:
         if not isinstance(ref, RegistryReference):
             item.result = _not_a_registry(item.target)
             return True
-        if not _allowed_registry(loaded.policy, ref):
+        if (item.target.wasm_runtime or item.target.annotations) and not _allowed_registry(
+            loaded.policy, ref
+        ):
+            # run as Wasm by its pod, from a registry the policy does not allow: denied
+            # without contacting it (a pod cannot make the server talk to any host it names);
+            # an image whose pod says nothing is read first, as `gate` does: if it is no
+            # Wasm artifact, it is no concern of the gate's
             item.result = _forbidden(loaded.policy, item.target, ref)
             return True
         digest = ref.digest or self.tags.get(str(ref))

@@ -152,7 +152,7 @@ class Metrics:
         )
         self.on_error = Counter(
             "wasmctl_on_error_total",
-            "Requests answered by --on-error, by reason (timeout, outage, not-ready).",
+            "Requests answered by --on-error, by reason (timeout, outage, not-ready, internal).",
         )
         self.reloads = Counter(
             "wasmctl_reloads_total",
