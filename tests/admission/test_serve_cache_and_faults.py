@@ -423,3 +423,31 @@ def test_the_audit_log_has_a_line_per_decision_and_no_object(
     assert isinstance(first["latencyMs"], float) and first["cache"] == "miss"
     assert image in denied["status"]["message"] and "signature" in denied["status"]["message"]
     assert "hunter2" not in text and "API_TOKEN" not in text and "serviceAccount" not in text
+
+
+def test_a_trusted_root_out_of_reach_leaves_the_server_up_but_not_ready(
+    tmp_path: Path, artifacts: Artifacts
+) -> None:
+    keyless = {
+        "keyless": [
+            {
+                "identity": "https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1",
+                "issuer": "https://token.actions.githubusercontent.com",
+            }
+        ]
+    }
+    policy = write_policy(tmp_path / "gate.yaml", "unused.pub", signatures=keyless)
+    # TUF's requests go to a closed loopback port: out of reach, at once, on any machine
+    unreachable = {"HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "127.0.0.1,localhost"}
+    with running(tmp_path / "s", policy, env=unreachable, wait_ready=False) as server:
+        deadline = time.monotonic() + 30
+        while "not ready" not in server.stderr() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.get("/healthz").status_code == 200
+        ready = server.get("/readyz")
+        assert ready.status_code == 503
+        assert "trusted root" in ready.text
+        answer = post(server, pod(artifacts.signed))
+        assert answer["allowed"] is False and answer["status"]["code"] == 503
+        assert "not-ready" in answer["status"]["message"]
+        assert server.metric("wasmctl_ready") == 0

@@ -11,7 +11,7 @@ import asyncio
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from wasmctl.gate.serve.admission import Admission, ServeOptions, load, own_namespace
 
@@ -74,14 +74,6 @@ async def _main(
             lambda: float(admission.ready),
         ),
     ]
-    loop = asyncio.get_running_loop()
-    try:
-        loaded = await loop.run_in_executor(None, load, options)
-        admission.install(loaded)
-        _log(f"policy loaded: {options.policy} (sha256 {loaded.fingerprint[:16]}…)")
-    except RemoteError as e:  # TUF out of reach: not ready, tried again while serving
-        admission.load_error = e.message
-        _log(f"not ready: {e.message}")
     stop = asyncio.Event()
     install_signals(stop)
 
@@ -92,8 +84,32 @@ async def _main(
             started(addresses)
 
     server = Server(admission, certificates, metrics, audit or sys.stdout, poll)
+    loop = asyncio.get_running_loop()
+    # listening while the policy loads: probes answer (not ready) however long a trusted
+    # root takes to come over TUF; a policy that cannot be read still ends the start
+    serving = asyncio.ensure_future(server.serve(address, port, stop, listening))
+    loading = asyncio.ensure_future(loop.run_in_executor(None, load, options))
     try:
-        await server.serve(address, port, stop, listening)
+        both: list[asyncio.Future[Any]] = [serving, loading]
+        await asyncio.wait(both, return_when=asyncio.FIRST_COMPLETED)
+        if serving.done():
+            serving.result()  # could not listen: raises
+            return
+        try:
+            loaded = loading.result()
+        except RemoteError as e:  # TUF out of reach: not ready, tried again while serving
+            admission.load_error = e.message
+            _log(f"not ready: {e.message}")
+        except BaseException:
+            stop.set()
+            await asyncio.wait({serving}, timeout=5)
+            raise
+        else:
+            admission.install(loaded)
+            _log(f"policy loaded: {options.policy} (sha256 {loaded.fingerprint[:16]}…)")
+        await serving
     finally:
+        if not loading.done():
+            loading.cancel()
         admission.close()
         _log("stopped")

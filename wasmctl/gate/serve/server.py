@@ -37,8 +37,8 @@ HEAD_TIMEOUT = 10.0  # a request, once begun, has this long to send its head
 IDLE_TIMEOUT = 120.0  # a keep-alive connection with no request (the apiserver's: 90 s)
 HANDSHAKE_TIMEOUT = 10.0
 SHUTDOWN_TIMEOUT = 2.0  # for the client's TLS close_notify
-DRAIN_TIMEOUT = 30.0
-MAX_CONNECTIONS = 1024  # open at once; an apiserver keeps a few per replica  # the longest an admission deadline can be
+DRAIN_TIMEOUT = 30.0  # the longest an admission deadline can be
+MAX_CONNECTIONS = 1024  # open at once; an apiserver keeps a few per replica
 READ_CHUNK = 64 << 10
 SERVER = b"wasmctl"
 
