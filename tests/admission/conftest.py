@@ -39,43 +39,50 @@ def artifacts(
 ) -> Iterator[Artifacts]:
     work = tmp_path_factory.mktemp("admission")
     host = registry.host
+    # the build's environment, for the build only: the fixture lives for the session, and
+    # other tests must not inherit its auth file
     saved = {k: os.environ.get(k) for k in ("COSIGN_PASSWORD", "REGISTRY_AUTH_FILE")}
     os.environ["COSIGN_PASSWORD"] = ""
     os.environ["REGISTRY_AUTH_FILE"] = str(work / "auth.json")
     try:
-        private, public = write_key_pair(generate_key_pair(b""), work / "cosign")
-        repo = unique_repo("admission")
-        made = Artifacts(
-            host=host,
-            signed=f"{host}/{repo}/hello:v1",
-            unsigned=f"{host}/{repo}/unsigned:v1",
-            socket=f"{host}/{repo}/echo:v1",
-            plain=f"{host}/{repo}/plain:v1",
-            key=private,
-            policy=work / "gate.yaml",
-            workdir=work,
-        )
-        plain = ["--plain-http", host]
-        for ref, module, signed in (
-            (made.signed, "hello.wasm", True),
-            (made.unsigned, "hello.wasm", False),
-            (made.socket, "echo_server.wasm", True),
-        ):
-            # the annotation makes each a digest of its own (builds are reproducible)
-            built = ["build", str(EXAMPLES / module), "-t", ref, "-a", f"test.ref={ref}"]
-            assert run([*built, *plain]) == 0
-            if signed:
-                assert run(["sign", "--key", str(private), ref, *plain]) == 0
-        with RegistryClient(host, plain_http=True) as client:
-            push_ordinary_image(client, f"{repo}/plain", "v1")
-        write_policy(made.policy, public.name)
-        yield made
+        made = _build(host, work)
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+    yield made
+
+
+def _build(host: str, work: Path) -> Artifacts:
+    private, public = write_key_pair(generate_key_pair(b""), work / "cosign")
+    repo = unique_repo("admission")
+    made = Artifacts(
+        host=host,
+        signed=f"{host}/{repo}/hello:v1",
+        unsigned=f"{host}/{repo}/unsigned:v1",
+        socket=f"{host}/{repo}/echo:v1",
+        plain=f"{host}/{repo}/plain:v1",
+        key=private,
+        policy=work / "gate.yaml",
+        workdir=work,
+    )
+    plain = ["--plain-http", host]
+    for ref, module, signed in (
+        (made.signed, "hello.wasm", True),
+        (made.unsigned, "hello.wasm", False),
+        (made.socket, "echo_server.wasm", True),
+    ):
+        # the annotation makes each a digest of its own (builds are reproducible)
+        built = ["build", str(EXAMPLES / module), "-t", ref, "-a", f"test.ref={ref}"]
+        assert run([*built, *plain]) == 0
+        if signed:
+            assert run(["sign", "--key", str(private), ref, *plain]) == 0
+    with RegistryClient(host, plain_http=True) as client:
+        push_ordinary_image(client, f"{repo}/plain", "v1")
+    write_policy(made.policy, public.name)
+    return made
 
 
 def write_policy(path: Path, key: str, **changes: object) -> Path:
