@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 import ssl
 import sys
 import time
@@ -36,9 +37,8 @@ MAX_HEAD_BYTES = 16 << 10  # request line and headers
 HEAD_TIMEOUT = 10.0  # a request, once begun, has this long to send its head
 IDLE_TIMEOUT = 120.0  # a keep-alive connection with no request (the apiserver's: 90 s)
 HANDSHAKE_TIMEOUT = 10.0
-SHUTDOWN_TIMEOUT = 2.0  # for the client's TLS close_notify
 DRAIN_TIMEOUT = 30.0  # the longest an admission deadline can be
-MAX_CONNECTIONS = 1024  # open at once; an apiserver keeps a few per replica
+MAX_CONNECTIONS = 256  # open at once; an apiserver keeps up to 25 idle per webhook
 READ_CHUNK = 64 << 10
 SERVER = b"wasmctl"
 
@@ -140,29 +140,21 @@ class Server:
         """Serve until `stop` is set, then drain: no new connections, idle ones closed,
         requests in flight answered (for at most the longest admission deadline)."""
         try:
-            server = await asyncio.start_server(
-                self._connection,
-                host or None,
-                port,
-                ssl=self.certificates.listening,
-                ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
-                ssl_shutdown_timeout=SHUTDOWN_TIMEOUT,
-                limit=READ_CHUNK,
-                reuse_address=True,
-                backlog=1024,
-            )
+            listener = _listen(host, port)
         except OSError as e:
             raise InputError(f"cannot listen on {host or '*'}:{port}: {e.strerror}") from None
-        addresses = [(str(s.getsockname()[0]), int(s.getsockname()[1])) for s in server.sockets]
+        sockname = listener.getsockname()
         if started is not None:
-            started(addresses)
+            started([(str(sockname[0]), int(sockname[1]))])
+        accepting = asyncio.ensure_future(self._accept(listener))
         watcher = asyncio.ensure_future(self._watch(stop))
         try:
             await stop.wait()
         finally:
             watcher.cancel()
+            accepting.cancel()
             self.draining = True
-            server.close()
+            listener.close()
             for writer in list(self._idle):
                 # no request on it: dropped at once, not after a TLS goodbye the client
                 # may never answer
@@ -171,8 +163,43 @@ class Server:
                 await asyncio.wait(set(self._tasks), timeout=DRAIN_TIMEOUT)
             for task in self._tasks:
                 task.cancel()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(server.wait_closed(), 1.0)
+
+    async def _accept(self, listener: socket.socket) -> None:
+        """Take connections, at most `MAX_CONNECTIONS` open (handshakes included): one over
+        the limit is closed before its TLS handshake has cost a buffer or a signature."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, _ = await loop.sock_accept(listener)
+            except OSError as e:  # EMFILE and the like: wait, do not spin
+                _log(f"accept failed: {e.strerror}")
+                await asyncio.sleep(0.1)
+                continue
+            if len(self._tasks) >= MAX_CONNECTIONS or self.draining:
+                self.metrics.refused.inc()
+                conn.close()
+                continue
+            task = asyncio.ensure_future(self._handshake(conn))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _handshake(self, conn: socket.socket) -> None:
+        """TLS with the certificate in force, then the connection's requests."""
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=READ_CHUNK)
+        protocol = asyncio.StreamReaderProtocol(reader)
+        try:
+            transport, _ = await loop.connect_accepted_socket(
+                lambda: protocol,
+                conn,
+                ssl=self.certificates.listening,
+                ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
+            )
+        except (OSError, ssl.SSLError, TimeoutError):
+            conn.close()
+            return
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        await self._connection(reader, writer)
 
     def accepting(self) -> bool:
         """Whether connections are kept for more requests (not while draining)."""
@@ -194,13 +221,6 @@ class Server:
     # -- connections ---------------------------------------------------------------------
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if len(self._tasks) >= MAX_CONNECTIONS:
-            self.metrics.invalid.inc()
-            writer.transport.abort()
-            return
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
         connection = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
         try:
             while not self.draining:
@@ -224,8 +244,6 @@ class Server:
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 1.0)
-            if task is not None:
-                self._tasks.discard(task)
 
     async def _head(
         self, connection: h11.Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -365,6 +383,23 @@ class Server:
         data += connection.send(h11.Data(data=reply.body)) or b""
         data += connection.send(h11.EndOfMessage()) or b""
         writer.write(data)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on `host` (an address or name; `::` takes IPv4 too)."""
+    host = host or "0.0.0.0"
+    family, *_, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    listener = socket.create_server(
+        address[:2],
+        family=family,
+        backlog=1024,
+        reuse_port=False,
+        dualstack_ipv6=family == socket.AF_INET6 and host == "::",
+    )
+    listener.setblocking(False)
+    return listener
 
 
 def _refused() -> Any:
