@@ -4,6 +4,7 @@ exit code (the data the reporters format; `wasmctl.gate.engine` computes it)."""
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,8 +56,9 @@ class TargetResult:
     override: str | None = None
     skipped: str | None = None
 
-    @property
+    @functools.cached_property
     def verdict(self) -> Verdict:
+        """Computed once (a cached verdict is read on every admission request)."""
         if self.skipped is not None:
             return Verdict.SKIPPED
         if any(c.status is Status.FAIL for c in self.checks):

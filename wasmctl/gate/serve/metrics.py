@@ -162,6 +162,10 @@ class Metrics:
             "wasmctl_invalid_requests_total",
             "Requests refused before judging (not an AdmissionReview, too large, bad path).",
         )
+        self.refused = Counter(
+            "wasmctl_refused_connections_total",
+            "Connections dropped unanswered: over the limit of open ones, or while draining.",
+        )
         self.extra: list[Counter | Histogram] = []
 
     def render(self) -> bytes:
@@ -178,6 +182,7 @@ class Metrics:
             self.on_error,
             self.reloads,
             self.invalid,
+            self.refused,
             *self.extra,
         ]
         return ("\n".join(line for s in series for line in s.lines()) + "\n").encode()
