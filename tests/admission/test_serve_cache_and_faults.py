@@ -451,3 +451,32 @@ def test_a_trusted_root_out_of_reach_leaves_the_server_up_but_not_ready(
         assert answer["allowed"] is False and answer["status"]["code"] == 503
         assert "not-ready" in answer["status"]["message"]
         assert server.metric("wasmctl_ready") == 0
+
+
+@pytest.mark.parametrize("tag_ttl", ["1h", "0.2s"], ids=["tag-cached", "tag-expired"])
+def test_during_an_outage_a_denial_past_its_ttl_still_denies_under_on_error_allow(
+    tmp_path: Path, artifacts: Artifacts, proxy: FaultProxy, tag_ttl: str
+) -> None:
+    unsigned = through(proxy, artifacts.unsigned, artifacts)
+    signed = through(proxy, artifacts.signed, artifacts)
+    args = (
+        "--on-error",
+        "allow",
+        "--deny-ttl",
+        "0.2s",
+        "--allow-ttl",
+        "0.2s",
+        "--tag-ttl",
+        tag_ttl,
+    )
+    with start(tmp_path, artifacts, proxy, *args) as server:
+        assert post(server, pod(unsigned))["allowed"] is False
+        assert post(server, pod(signed))["allowed"] is True
+        time.sleep(0.4)  # both verdicts (and with 0.2s, both tags) have expired
+        proxy.fail(503, None, r".", times=None)
+        stale = post(server, pod(unsigned))
+        assert stale["allowed"] is False and "signature" in stale["status"]["message"]
+        passed = post(server, pod(signed))  # a pass is never taken stale: --on-error
+        assert passed["allowed"] is True and "admitted without a verdict" in passed["warnings"][0]
+        caches = [r["images"][0]["cache"] for r in server.audit()]
+        assert caches[-2:] == ["stale", "miss"]

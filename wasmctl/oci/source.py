@@ -23,6 +23,7 @@ import io
 import os
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,13 +66,16 @@ class Session:
     """One registry for one run: one client, and what was already fetched from it.
 
     The cache is keyed by repository and digest: content-addressed, so never stale, but a
-    digest read from one repository is not taken as present in another."""
+    digest read from one repository is not taken as present in another. It holds at most
+    `max_bytes`; the least recently used entries go first (a long-lived session, the
+    admission server's, keeps what it reads again and forgets the rest)."""
 
-    def __init__(self, client: RegistryClient) -> None:
+    def __init__(self, client: RegistryClient, max_bytes: int = MAX_CACHED_BYTES) -> None:
         self.client = client
+        self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._manifests: dict[tuple[str, str], tuple[bytes, str]] = {}
-        self._blobs: dict[tuple[str, str], bytes] = {}
+        # (kind, repository, digest) -> the manifest and its media type, or the blob
+        self._entries: OrderedDict[tuple[str, str, str], tuple[bytes, str]] = OrderedDict()
         self._cached = 0
 
     def manifest(
@@ -79,14 +83,11 @@ class Session:
     ) -> tuple[bytes, str, str]:
         """`RegistryClient.get_manifest`, answered from the cache for a digest seen before."""
         if reference.startswith("sha256:"):
-            with self._lock:
-                hit = self._manifests.get((repository, reference))
+            hit = self._get(("manifest", repository, reference))
             if hit is not None and (size is None or size == len(hit[0])):
                 return hit[0], hit[1], reference
         raw, media_type, digest = self.client.get_manifest(repository, reference, size=size)
-        with self._lock:
-            if (repository, digest) not in self._manifests and self._room(len(raw)):
-                self._manifests[(repository, digest)] = (raw, media_type)
+        self._put(("manifest", repository, digest), raw, media_type)
         return raw, media_type, digest
 
     def read_blob(self, repository: str, descriptor: Descriptor, *, limit: int) -> bytes:
@@ -94,23 +95,32 @@ class Session:
         if descriptor.media_type in (*mt.MANIFEST_TYPES, *mt.INDEX_TYPES):
             raw, _, _ = self.manifest(repository, descriptor.digest, size=descriptor.size)
             return raw
-        key = (repository, descriptor.digest)
-        with self._lock:
-            hit = self._blobs.get(key)
-        if hit is not None and len(hit) == descriptor.size <= limit:
-            return hit
+        key = ("blob", repository, descriptor.digest)
+        hit = self._get(key)
+        if hit is not None and len(hit[0]) == descriptor.size <= limit:
+            return hit[0]
         data = self.client.read_blob(repository, descriptor, limit=limit)
-        with self._lock:
-            if key not in self._blobs and self._room(len(data)):
-                self._blobs[key] = data
+        self._put(key, data, "")
         return data
 
-    def _room(self, size: int) -> bool:
-        """Whether `size` more bytes fit in the cache (called with the lock held)."""
-        if self._cached + size > MAX_CACHED_BYTES:
-            return False
-        self._cached += size
-        return True
+    def _get(self, key: tuple[str, str, str]) -> tuple[bytes, str] | None:
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is not None:
+                self._entries.move_to_end(key)
+            return hit
+
+    def _put(self, key: tuple[str, str, str], data: bytes, media_type: str) -> None:
+        if len(data) > self.max_bytes:
+            return
+        with self._lock:
+            if key in self._entries:
+                return
+            self._entries[key] = (data, media_type)
+            self._cached += len(data)
+            while self._cached > self.max_bytes:
+                _, (old, _) = self._entries.popitem(last=False)
+                self._cached -= len(old)
 
     def close(self) -> None:
         self.client.close()
@@ -132,7 +142,7 @@ class Sessions:
         with self._lock:
             session = self._open.get(registry)
             if session is None:
-                session = Session(self._options.new_client(registry))
+                session = Session(self._options.new_client(registry), self._options.cache_bytes)
                 self._open[registry] = session
             return session
 
@@ -164,6 +174,7 @@ class RegistryOptions:
     progress: Progress | None = None
     transport: httpx.BaseTransport | None = None
     timeouts: TimeoutPolicy | None = None
+    cache_bytes: int = MAX_CACHED_BYTES  # per session: manifests and small blobs
     sessions: Sessions = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:

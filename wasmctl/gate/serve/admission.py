@@ -42,7 +42,7 @@ from wasmctl.gate.serve.review import (
     image_fields,
 )
 from wasmctl.gate.targets import Target
-from wasmctl.oci.reference import RegistryReference
+from wasmctl.oci.reference import Reference, RegistryReference
 from wasmctl.oci.registry import TIMEOUT_ENV, RetryPolicy, TimeoutPolicy
 from wasmctl.oci.source import RegistryOptions
 
@@ -51,7 +51,9 @@ ALWAYS_EXCLUDED = ("kube-system",)
 MAX_IMAGES = 64  # distinct images in one object; a pod has a handful
 MAX_MESSAGE = 1024  # a denial's one line, as kubectl shows it
 MAX_WARNING = 240  # the apiserver may truncate warnings over 256 characters
+MAX_REASON = 160  # one check's reason in that line (the audit log keeps 300)
 MAX_TRUST_FILE = 16 << 20
+MAX_REMEMBERED_REFERENCES = 4096
 
 _Key = tuple[str, str, str | None, bool, Any]
 
@@ -88,6 +90,9 @@ class ServeOptions:
 # verdict), and one that hangs is given up on sooner than a CLI run would.
 SERVE_RETRY = RetryPolicy(attempts=3, deadline=8.0, base_delay=0.25, max_delay=2.0)
 SERVE_REQUEST_TIMEOUT = 10.0
+# The verdicts are the server's cache; its registry sessions only need to keep what one
+# verification reads twice (the manifest it resolved, then opens), not every digest seen.
+SERVE_SESSION_CACHE = 4 << 20
 SERVE_CONNECT_TIMEOUT = 5.0
 
 
@@ -133,6 +138,25 @@ class Loaded:
     watched: tuple[tuple[Path, tuple[int, int, int, int] | None], ...]
     users: int = 0
     retired: bool = False
+    _references: dict[str, tuple[Reference | None, bool]] = field(default_factory=dict)
+
+    def reference(self, image: str) -> tuple[Reference | None, bool]:
+        """`image` parsed (None: not a reference), and whether the policy allows its
+        registry; remembered, as the same images come again and again."""
+        known = self._references.get(image)
+        if known is not None:
+            return known
+        from wasmctl.oci.reference import parse_reference
+
+        try:
+            ref: Reference | None = parse_reference(image)
+        except WasmctlError:
+            ref = None
+        allowed = not isinstance(ref, RegistryReference) or _allowed_registry(self.policy, ref)
+        if len(self._references) >= MAX_REMEMBERED_REFERENCES:
+            self._references.clear()
+        self._references[image] = (ref, allowed)
+        return ref, allowed
 
     def changed(self) -> bool:
         """Whether a file the decisions depend on looks different now."""
@@ -166,6 +190,7 @@ def load(options: ServeOptions) -> Loaded:
         ca_file=options.ca_file,
         retry=SERVE_RETRY,
         timeouts=serve_timeouts(),
+        cache_bytes=SERVE_SESSION_CACHE,
     )
     judge = Judge(policy, GateOptions(registry=registry, trusted_root=options.trusted_root))
     try:
@@ -188,6 +213,7 @@ class Judged:
     outage: str | None = None  # a registry failed: no verdict
     broken: str | None = None  # the verification failed (a bug): no verdict
     cached: bool = False
+    stale: bool = False  # a denial past its time, taken during an outage
 
     @property
     def decided(self) -> bool:
@@ -378,18 +404,13 @@ class Admission:
 
     def _from_cache(self, loaded: Loaded, item: Judged) -> bool:
         """Judge `item` from the caches alone, if they know it."""
-        from wasmctl.oci.reference import parse_reference
-
-        try:
-            ref = parse_reference(item.target.reference)
-        except WasmctlError:
+        ref, allowed = loaded.reference(item.target.reference)
+        if ref is None:
             return False  # the engine reports it
         if not isinstance(ref, RegistryReference):
             item.result = _not_a_registry(item.target)
             return True
-        if (item.target.wasm_runtime or item.target.annotations) and not _allowed_registry(
-            loaded.policy, ref
-        ):
+        if (item.target.wasm_runtime or item.target.annotations) and not allowed:
             # run as Wasm by its pod, from a registry the policy does not allow: denied
             # without contacting it (a pod cannot make the server talk to any host it names);
             # an image whose pod says nothing is read first, as `gate` does: if it is no
@@ -409,13 +430,8 @@ class Admission:
         return True
 
     async def _judge(self, loaded: Loaded, item: Judged) -> None:
-        from wasmctl.oci.reference import parse_reference
-
         target = item.target
-        try:
-            ref = parse_reference(target.reference)
-        except WasmctlError:
-            ref = None
+        ref, _ = loaded.reference(target.reference)
         digest = ref.digest if isinstance(ref, RegistryReference) else None
         if isinstance(ref, RegistryReference) and digest is None:
             try:
@@ -423,6 +439,9 @@ class Admission:
             except WasmctlError as e:
                 if _is_remote(e):
                     item.outage = f"resolve: {e.message}"
+                    stale = self.tags.get(str(ref), stale=True)
+                    if stale is not None:
+                        self._stale_denial(loaded, item, stale)
                     return
                 # not there, or not a manifest: the engine meets the same and says so
             except Exception as e:
@@ -450,6 +469,17 @@ class Admission:
             return
         item.result = result
         item.outage = _outage(result)
+        if item.outage is not None and digest is not None:
+            self._stale_denial(loaded, item, digest)
+
+    def _stale_denial(self, loaded: Loaded, item: Judged, digest: str) -> None:
+        """During an outage, a denial this policy made of this digest before, even expired:
+        what was denied stays denied while nothing can be checked (an `--on-error allow`
+        must not admit a known-bad image because its denial just ran out). A pass is never
+        taken stale."""
+        found = self.verdicts.get(self._key(loaded, item.target, digest), stale=True)
+        if found is not None and _denies(found):
+            item.result, item.outage, item.cached, item.stale = found, None, True, True
 
     async def _resolve(self, loaded: Loaded, ref: RegistryReference) -> str:
         name = str(ref)
@@ -697,7 +727,8 @@ def _reason(judged: Judged) -> str:
     origin = judged.target.origin
     where = f" ({origin.field}[{origin.container}])" if origin else ""
     failed = [c for c in result.checks if c.status in (Status.FAIL, Status.ERROR)]
-    said = "; ".join(f"{c.check}: {_one_line(c.message)}" for c in failed)
+    # each reason short enough for every image of a pod to fit in the one line
+    said = "; ".join(f"{c.check}: {_clip(c.message, MAX_REASON)}" for c in failed)
     return f"{judged.target.reference}{where}: {said}"
 
 
@@ -711,7 +742,7 @@ def _record(judged: Sequence[Judged]) -> dict[str, Any]:
             "image": j.target.reference,
             "digest": result.digest if result else None,
             "verdict": "outage" if j.outage else (result.verdict.value if result else "undecided"),
-            "cache": "hit" if j.cached else "miss",
+            "cache": "stale" if j.stale else "hit" if j.cached else "miss",
         }
         if result is not None:
             failed = [

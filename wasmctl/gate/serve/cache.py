@@ -31,13 +31,14 @@ class TtlCache(Generic[_K, _V]):
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key: _K) -> _V | None:
+    def get(self, key: _K, *, stale: bool = False) -> _V | None:
+        """The value, while it lives; with `stale`, also after: an expired entry is kept
+        for a stale read until it is the least recently used when room is needed."""
         entry = self._entries.get(key)
         if entry is None:
             return None
         expires, value = entry
-        if expires <= self._clock():
-            del self._entries[key]
+        if expires <= self._clock() and not stale:
             return None
         self._entries.move_to_end(key)
         return value
@@ -49,6 +50,11 @@ class TtlCache(Generic[_K, _V]):
         self._entries.move_to_end(key)
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)
+
+    def live(self) -> int:
+        """How many values have not expired."""
+        now = self._clock()
+        return sum(expires > now for expires, _ in self._entries.values())
 
     def clear(self) -> None:
         self._entries.clear()
