@@ -161,12 +161,14 @@ def start(
             raise AssertionError(f"gate serve did not start:\n{errors.read_text()}")
         time.sleep(0.05)
     server = GateServer(process, found.group(1), int(found.group(2)), tls, audit, errors)
-    if wait_ready:
-        while server.get("/readyz").status_code != 200:
+    try:
+        while wait_ready and server.get("/readyz").status_code != 200:
             if time.monotonic() > deadline:
-                server.stop(signal.SIGKILL)
                 raise AssertionError(f"gate serve never got ready:\n{server.stderr()}")
             time.sleep(0.05)
+    except BaseException:
+        server.stop(signal.SIGKILL)  # never left running behind a failed start
+        raise
     return server
 
 
