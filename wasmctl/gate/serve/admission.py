@@ -53,7 +53,7 @@ MAX_MESSAGE = 1024  # a denial's one line, as kubectl shows it
 MAX_WARNING = 240  # the apiserver may truncate warnings over 256 characters
 MAX_REASON = 160  # one check's reason in that line (the audit log keeps 300)
 MAX_TRUST_FILE = 16 << 20
-MAX_REMEMBERED_REFERENCES = 4096
+MAX_REMEMBERED_REFERENCES = 1024
 
 _Key = tuple[str, str, str | None, bool, Any]
 
