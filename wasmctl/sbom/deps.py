@@ -154,6 +154,7 @@ class GoBuildInfo:
     main: GoModule | None
     deps: tuple[GoModule, ...]
     settings: tuple[tuple[str, str], ...]
+    go_version: str = ""  # the `go` line: the toolchain that built it (`go1.22.1`)
 
 
 def find_go_build_info(data: Buffer, begin: int = 0, end: int | None = None) -> GoBuildInfo | None:
@@ -179,10 +180,13 @@ def parse_go_build_info(text: str) -> GoBuildInfo:
     main: GoModule | None = None
     deps: list[GoModule] = []
     settings: list[tuple[str, str]] = []
+    go_version = ""
     for line in text.splitlines():
         word, _, rest = line.partition("\t")
         fields = rest.split("\t")
-        if word == "path":
+        if word == "go":
+            go_version = rest.strip()
+        elif word == "path":
             path = rest
         elif word == "mod" and fields and fields[0]:
             main = _go_module(fields)
@@ -199,7 +203,7 @@ def parse_go_build_info(text: str) -> GoBuildInfo:
             key, _, value = rest.partition("=")
             if key:
                 settings.append((key, value))
-    return GoBuildInfo(path, main, tuple(deps), tuple(settings))
+    return GoBuildInfo(path, main, tuple(deps), tuple(settings), go_version)
 
 
 def _go_module(fields: list[str]) -> GoModule:

@@ -1,0 +1,99 @@
+"""What a module is built from, as OSV names packages, and the advisories that apply.
+
+The packages are what the SBOM sees (`wasmctl.sbom.facts`), in the module and in every
+module nested in a component:
+- Rust crates from cargo-auditable's `.dep-v0` (those from crates.io: a `local`, `git` or
+  path crate has no record to match), build-time crates included (a proc-macro runs at
+  build time, and RustSec lists some);
+- Go modules from the modinfo (a replaced module is the replacement that was built), and
+  the Go toolchain as OSV's `stdlib`, from modinfo's `go` line or else the `producers`
+  section's `language Go go1.x`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from wasmctl.audit.osv import Advisory, Affected, Database
+from wasmctl.audit.versions import VersionError
+from wasmctl.sbom.facts import ModuleFacts
+
+
+@dataclass(frozen=True)
+class Package:
+    ecosystem: str  # OSV's: crates.io, Go
+    name: str
+    version: str
+    where: str  # the module it was found in: `app.wasm`, `app.wasm/0` for a nested one
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One advisory that applies to one package of one module."""
+
+    advisory: Advisory
+    affected: Affected
+    package: Package
+
+    @property
+    def fixed(self) -> tuple[str, ...]:
+        return self.affected.fixed()
+
+
+@dataclass(frozen=True)
+class Audit:
+    findings: tuple[Finding, ...]
+    packages: tuple[Package, ...]
+    unmatched: tuple[tuple[Package, str], ...]  # versions no range could be compared with
+
+
+def packages(facts: ModuleFacts) -> list[Package]:
+    """Every package OSV could name, in every module of `facts`."""
+    found: list[Package] = []
+    for module in facts.walk():
+        where = facts.name + module.position
+        if module.cargo is not None:
+            found += [
+                Package("crates.io", p.name, p.version, where)
+                for p in module.cargo.packages
+                if p.source == "crates.io"
+            ]
+        if module.go is not None:
+            for dep in module.go.deps:
+                built = dep.replaced_by or dep
+                if built.version and not built.path.startswith((".", "/")):
+                    found.append(Package("Go", built.path, built.version, where))
+        toolchain = _go_toolchain(module)
+        if toolchain:
+            found.append(Package("Go", "stdlib", toolchain, where))
+    return list(dict.fromkeys(found))
+
+
+def _go_toolchain(module: ModuleFacts) -> str:
+    if module.go is not None and module.go.go_version.startswith("go"):
+        return module.go.go_version
+    if module.go is None:
+        return ""  # a producers section alone does not make a Go program
+    for field in module.producers:
+        if field.name == "language":
+            for value in field.values:
+                if value.name == "Go" and value.version.startswith("go"):
+                    return value.version
+    return ""
+
+
+def audit(facts: ModuleFacts, database: Database) -> Audit:
+    """The advisories that apply to the packages of `facts`, withdrawn ones left out."""
+    found: list[Finding] = []
+    unmatched: list[tuple[Package, str]] = []
+    listed = packages(facts)
+    for package in listed:
+        for advisory, affected in database.candidates(package.ecosystem, package.name):
+            try:
+                hit = affected.affects(package.version)
+            except VersionError as e:
+                unmatched.append((package, e.message))
+                continue
+            if hit:
+                found.append(Finding(advisory, affected, package))
+    return Audit(tuple(found), tuple(listed), tuple(dict.fromkeys(unmatched)))
