@@ -91,9 +91,9 @@ def rust_component(directory: Path, adapter: Path) -> Path:
     return out
 
 
-def go_module(directory: Path) -> Path:
-    """A module whose data segment holds Go modinfo, with a Go `producers` section."""
-    data = b"\x00runtime\x00" + GO_START + GO_MODINFO.encode() + GO_END + b"\x00tail"
+def go_module(directory: Path, modinfo: str = GO_MODINFO) -> Path:
+    """A module whose data segment holds Go `modinfo`, with a Go `producers` section."""
+    data = b"\x00runtime\x00" + GO_START + modinfo.encode() + GO_END + b"\x00tail"
     escaped = "".join(f"\\{b:02x}" for b in data)
     source = directory / "edge-go.wat"
     source.write_text(

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.sbom_fixtures import GO_END, GO_START, HELLO, RUST_VERSION_INFO, deflate
+from tests.sbom_fixtures import HELLO, RUST_VERSION_INFO, deflate, go_module
 from tests.wasmbytes import custom_section
 from wasmctl.audit import osv
 from wasmctl.audit.findings import audit, packages
@@ -37,22 +37,6 @@ def rust(tmp_path: Path, crates: dict[str, str]) -> Path:
     path = tmp_path / "app.wasm"
     path.write_bytes(HELLO.read_bytes() + custom_section(".dep-v0", deflate(info)))
     return path
-
-
-def go(tmp_path: Path, modinfo: str) -> Path:
-    """A module whose data segment holds `modinfo` between Go's sentinels."""
-    import subprocess
-
-    data = b"\x00runtime\x00" + GO_START + modinfo.encode() + GO_END
-    escaped = "".join(f"\\{b:02x}" for b in data)
-    source = tmp_path / "go.wat"
-    source.write_text(
-        '(module (memory 1) (export "memory" (memory 0)) (func (export "_start"))\n'
-        f'  (data (i32.const 1024) "{escaped}"))\n'
-    )
-    out = tmp_path / "go.wasm"
-    subprocess.run(["wasm-tools", "parse", str(source), "-o", str(out)], check=True)
-    return out
 
 
 def test_a_vulnerable_and_a_fixed_regex(tmp_path: Path, real: osv.Database) -> None:
@@ -87,7 +71,7 @@ def test_an_old_go_toolchain_and_an_old_x_net(tmp_path: Path, real: osv.Database
         "dep\tgolang.org/x/text\tv0.3.0\th1:z=\n"
         "=>\tgolang.org/x/text\tv0.3.8\th1:w=\n"
     )
-    result = audit(file_facts(go(tmp_path, modinfo)), real)
+    result = audit(file_facts(go_module(tmp_path, modinfo)), real)
     by_package = {(f.package.name, f.advisory.id) for f in result.findings}
     assert ("stdlib", "GO-2021-0067") in by_package  # go1.16, fixed in 1.16.1
     assert ("golang.org/x/net", "GO-2021-0238") in by_package
