@@ -338,7 +338,7 @@ class Admission:
             return Decision(Answer(True), "skip", {"skipped": skip})
         loaded = self.loaded
         if loaded is None:
-            return self._undecided(review, [], "not-ready", self.load_error or "not ready")
+            return self.undecided(review, [], "not-ready", self.load_error or "not ready")
         try:
             targets = self._targets(review, loaded.policy)
         except ReviewError as e:
@@ -530,17 +530,10 @@ class Admission:
             ttl = self.options.deny_ttl if _denies(result) else self.options.allow_ttl
             key = self._key(loaded, target, result.digest)
             self.verdicts.put(key, result, ttl)
-            if result.digest and target.digest is None:
-                self._remember_tag(target.reference, result.digest)
+            ref, _ = loaded.reference(target.reference)
+            if result.digest and isinstance(ref, RegistryReference) and not ref.digest:
+                self.tags.put(str(ref), result.digest, self.options.tag_ttl)
         return result
-
-    def _remember_tag(self, reference: str, digest: str) -> None:
-        from wasmctl.oci.reference import parse_reference
-
-        with contextlib.suppress(WasmctlError):
-            ref = parse_reference(reference)
-            if isinstance(ref, RegistryReference) and not ref.digest:
-                self.tags.put(str(ref), digest, self.options.tag_ttl)
 
     def _key(self, loaded: Loaded, target: Target, digest: str | None) -> _Key:
         """A verdict's key: the policy and trust (their content), the image's digest, and
@@ -571,15 +564,15 @@ class Admission:
                 why = "registry unreachable: " + "; ".join(
                     f"{j.target.reference}: {j.outage}" for j in outages
                 )
-                return self._undecided(review, judged, "outage", why, record)
+                return self.undecided(review, judged, "outage", why, record)
             broken = [j for j in undecided if j.broken is not None]
             if broken:
                 why = "internal error: " + "; ".join(
                     f"{j.target.reference}: {j.broken}" for j in broken
                 )
-                return self._undecided(review, judged, "internal", why, record)
+                return self.undecided(review, judged, "internal", why, record)
             images = ", ".join(j.target.reference for j in undecided)
-            return self._undecided(
+            return self.undecided(
                 review, judged, "timeout", f"no verdict within the deadline for {images}", record
             )
         return Decision(Answer(True), "allow", record)
@@ -587,7 +580,7 @@ class Admission:
     def _warns(self, review: Review) -> bool:
         return self.options.mode == "warn" or review.namespace in self.options.warn_namespaces
 
-    def _undecided(
+    def undecided(
         self,
         review: Review,
         judged: Sequence[Judged],
@@ -616,8 +609,6 @@ class Admission:
         `replace` per image field that has no digest yet; nothing else is touched, so a
         second call on the patched object patches nothing. Never a denial: what could not
         be resolved stays as it was, with a warning, for the validating webhook to judge."""
-        from wasmctl.oci.reference import parse_reference
-
         started = self.clock()
         skip = self._skip(review)
         loaded = self.loaded
@@ -630,14 +621,9 @@ class Admission:
         wanted: dict[str, RegistryReference] = {}
         fields = list(image_fields(review))
         for item in fields:
-            with contextlib.suppress(WasmctlError):
-                ref = parse_reference(item.image)
-                if (
-                    isinstance(ref, RegistryReference)
-                    and not ref.digest
-                    and _allowed_registry(loaded.policy, ref)
-                ):
-                    wanted[item.image] = ref
+            ref, allowed = loaded.reference(item.image)
+            if isinstance(ref, RegistryReference) and not ref.digest and allowed:
+                wanted[item.image] = ref
             if len(wanted) > MAX_IMAGES:
                 return Decision(Answer(True, warnings=["too many images to pin"]), "skip", {})
         tasks = {

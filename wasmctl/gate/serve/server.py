@@ -286,7 +286,6 @@ class Server:
         self, connection: h11.Connection, reader: asyncio.StreamReader, request: h11.Request
     ) -> _Reply:
         """Read the body (bounded) and answer the request."""
-        received = time.monotonic()
         target = urlsplit(request.target.decode("ascii", "replace"))
         method = request.method.decode("ascii", "replace")
         length = _content_length(request)
@@ -355,7 +354,7 @@ class Server:
             else:
                 decision = await self.admission.mutate(review, budget)
         except WasmctlError as e:  # none expected: answered, never a dropped call
-            decision = self.admission._undecided(review, [], "internal", e.message)
+            decision = self.admission.undecided(review, [], "internal", e.message)
         self.metrics.requests.inc(endpoint=endpoint, verdict=decision.verdict)
         self.metrics.latency.observe(time.monotonic() - received, endpoint=endpoint)
         self._log(review, endpoint, decision, received)
