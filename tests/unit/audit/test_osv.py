@@ -226,3 +226,50 @@ def test_a_member_over_the_size_bound_is_refused_before_it_is_read(tmp_path: Pat
         z.writestr("BIG.json", b" " * (5 << 20))  # compresses to almost nothing
     with pytest.raises(osv.DatabaseError, match="over 4 MiB"):
         osv.load([big])
+
+
+# -- what an index is keyed by ----------------------------------------------------------------
+
+
+def test_the_content_digest_is_that_of_the_files_the_records_came_from(tmp_path: Path) -> None:
+    reader = osv.Reader([TESTDATA])
+    database = osv.build(reader)
+    assert reader.content == osv.content_digest([TESTDATA])
+    assert database.digest == osv.load([TESTDATA]).digest
+    (tmp_path / "A.json").write_text(json.dumps(record("A", [{"introduced": "0"}])))
+    before = osv.content_digest([tmp_path])
+    (tmp_path / "A.json").write_text(json.dumps(record("A", [{"introduced": "1.0.0"}])))
+    assert osv.content_digest([tmp_path]) != before
+
+
+def test_the_content_digest_is_known_only_after_every_record_is_read() -> None:
+    reader = osv.Reader([CRATES])
+    next(iter(reader))
+    with pytest.raises(RuntimeError):
+        _ = reader.content
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-01-02T03:04:05Z", "2024-01-02T03:04:05+00:00"),
+        ("2024-01-02T05:04:05.123456789+02:00", "2024-01-02T03:04:05.123456+00:00"),
+        ("0001-01-01T00:00:00Z", None),  # Go's zero time: not set
+        ("2024-01-02T03:04:05", None),  # no offset: not RFC 3339
+        ("2024-01-02", None),
+        ("soon", None),
+        (17, None),
+    ],
+)
+def test_record_times_are_rfc_3339_in_utc(text: object, expected: str | None) -> None:
+    parsed = osv.timestamp(text)
+    assert (parsed.isoformat() if parsed else None) == expected
+
+
+def test_a_star_limit_bounds_nothing_even_beside_another_limit(tmp_path: Path) -> None:
+    # the schema's BeforeLimits: any limit "*" means the range has no upper bound
+    star = record("STAR", [{"introduced": "1.0.0"}, {"limit": "*"}, {"limit": "2.0.0"}])
+    (tmp_path / "STAR.json").write_text(json.dumps(star))
+    database = osv.load([tmp_path])
+    assert ids(database.matching("crates.io", "demo", "3.0.0")) == ["STAR"]
+    assert ids(database.matching("crates.io", "demo", "0.9.0")) == []
