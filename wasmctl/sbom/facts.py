@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 METADATA_SECTIONS = ("authors", "description", "licenses", "source", "homepage", "revision",
                      "version")  # fmt: skip
 DATA_SECTION = 11
+NAME_SECTION = "name"  # a component's is `component-name`, and names no functions
 APPLICATION_EXPORTS = ("wasi:cli/run", "wasi:http/incoming-handler", "wasi:http/handler")
 
 
@@ -58,6 +59,9 @@ class ModuleFacts:
     cargo: CargoDependencies | None
     go: GoBuildInfo | None
     nested: tuple[ModuleFacts, ...]
+    # the raw payload of a core module's `name` section, read by `wasmctl.audit.reach` (never
+    # parsed here: scan and sbom do not need it); None for a component, or when there is none
+    name_section: bytes | None = None
 
     @property
     def capabilities(self) -> tuple[str, ...]:
@@ -141,6 +145,8 @@ def module_facts(
     # Small payloads are copied out; nothing keeps a view of `data`, which may be an mmap
     # that must close even when reading fails.
     wanted = {*METADATA_SECTIONS, DEP_SECTION}
+    if not module.is_component:
+        wanted.add(NAME_SECTION)  # bounded by the module's own size, like the others
     payloads = {s.name: bytes(data[s.offset : s.offset + s.size])
                 for s in module.custom_sections if s.name in wanted}  # fmt: skip
     metadata = tuple(
@@ -178,6 +184,7 @@ def module_facts(
         cargo=cargo,
         go=go,
         nested=nested,
+        name_section=payloads.get(NAME_SECTION),
     )
 
 
