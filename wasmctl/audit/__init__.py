@@ -1,3 +1,149 @@
-"""`wasmctl audit` (issue 14, in progress): known vulnerabilities of the Rust crates and Go
-modules inside Wasm modules, matched offline against OSV databases (`osv`), with versions
-compared as SemVer (`versions`)."""
+"""`wasmctl audit`: known vulnerabilities of the Rust crates and Go modules inside Wasm
+modules, matched offline against OSV databases.
+
+- `osv`: the database (records, the evaluation of their ranges), `db`: where it lives, its
+  update, its age; `versions`: versions compared as SemVer;
+- `findings`: the packages a module is built from and the advisories that apply, with the
+  reachability hint of `reach`;
+- `model`: severities, ignores and the report; `report/`: its formats.
+
+`audit_targets` is the library's entry: targets in, an `AuditReport` out, never raising on
+a finding (the command line turns the report into an exit code).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from wasmctl.audit.model import (
+    AuditReport,
+    DatabaseInfo,
+    Ignore,
+    TargetAudit,
+    Threshold,
+    place,
+)
+from wasmctl.errors import InputError, RemoteError
+
+if TYPE_CHECKING:
+    from wasmctl.audit.findings import Finding, Package
+    from wasmctl.audit.osv import Database
+    from wasmctl.oci.source import RegistryOptions
+    from wasmctl.sbom.facts import Subject
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    ignores: tuple[Ignore, ...] = ()
+    fail_on: Threshold = Threshold.ANY
+    ignore_unreachable: bool = False
+    today: date | None = None  # for ignores' expiry; today (UTC) when None
+    registry: RegistryOptions | None = None
+
+
+def database_info(database: Database) -> DatabaseInfo:
+    return DatabaseInfo(
+        digest=database.digest,
+        records=database.records,
+        withdrawn=database.withdrawn,
+        sources=tuple(str(s) for s in getattr(database, "sources", ())),
+        newest=getattr(database, "newest", None),
+    )
+
+
+def audit_targets(
+    targets: Sequence[str], database: Database, options: AuditOptions | None = None
+) -> AuditReport:
+    """Audit module files, directories (their `*.wasm`, recursively) and artifacts
+    (`oci:`, `oci-archive:`, registry references). A target that cannot be read is
+    reported with its error; the others are still audited."""
+    options = options or AuditOptions()
+    now = datetime.now(UTC)
+    today = options.today or now.date()
+    audited: list[TargetAudit] = []
+    for target in targets:
+        for name, subject, error in _subjects(target, options.registry):
+            if error is not None:
+                audited.append(
+                    TargetAudit(name, error=error.message, remote=isinstance(error, RemoteError))
+                )
+                continue
+            assert subject is not None
+            audited.append(audit_subject(name, subject, database, options, today))
+    return AuditReport(
+        targets=tuple(audited),
+        database=database_info(database),
+        fail_on=options.fail_on,
+        ignores=options.ignores,
+        expired=tuple(i for i in options.ignores if i.expired(today)),
+        generated=now,
+    )
+
+
+def audit_subject(
+    name: str, subject: Subject, database: Database, options: AuditOptions, today: date
+) -> TargetAudit:
+    """The audit of every module of one subject (a module file, or an artifact's modules)."""
+    from wasmctl.audit.findings import audit
+
+    findings: list[Finding] = []
+    packages: list[Package] = []
+    unmatched: list[tuple[Package, str]] = []
+    for module in subject.modules:
+        result = audit(module, database)
+        findings += result.findings
+        packages += result.packages
+        unmatched += result.unmatched
+    return TargetAudit(
+        target=name,
+        findings=place(
+            findings, options.ignores, today=today, ignore_unreachable=options.ignore_unreachable
+        ),
+        packages=tuple(packages),
+        unmatched=tuple(unmatched),
+        subject=subject,
+    )
+
+
+def _subjects(
+    target: str, registry: RegistryOptions | None
+) -> Iterator[tuple[str, Subject | None, InputError | RemoteError | None]]:
+    """(name, subject, error) for a target: one per module file, one per artifact."""
+    from wasmctl.oci.reference import looks_like_reference, parse_reference
+    from wasmctl.sbom.facts import reference_facts
+
+    if looks_like_reference(target):
+        try:
+            yield target, reference_facts(parse_reference(target), registry), None
+        except (InputError, RemoteError) as e:
+            yield target, None, e
+        return
+    path = Path(target)
+    if path.is_dir():
+        from wasmctl.scan.engine import display_path, find_wasm_files
+
+        files = find_wasm_files(path)
+        if not files:
+            yield display_path(path), None, InputError("no *.wasm files found under this directory")
+        for file in files:
+            yield from _file_subject(display_path(file), file)
+        return
+    yield from _file_subject(target, path)
+
+
+def _file_subject(
+    name: str, path: Path
+) -> Iterator[tuple[str, Subject | None, InputError | RemoteError | None]]:
+    from wasmctl.sbom.facts import Subject, file_facts
+
+    try:
+        yield name, Subject((file_facts(path),)), None
+    except InputError as e:
+        yield name, None, e
+
+
+__all__ = ["AuditOptions", "audit_subject", "audit_targets", "database_info"]

@@ -24,13 +24,18 @@ checks `uniqueItems` by comparing every pair of components. So the graph is give
 document after the graph checks the outputter would make are made here with sets, and the
 library's strict 1.6 schema is checked by jsonschema with a `uniqueItems` that hashes each
 item's canonical JSON. Nothing of the library is patched.
+
+`render(..., vulnerabilities=...)` adds the findings of `wasmctl audit` as the BOM's
+`vulnerabilities`, each affecting the component of its package in its module (made by
+`wasmctl.audit.report.cyclonedx`): `wasmctl audit --format cyclonedx` and `wasmctl sbom
+--with-vulnerabilities` write the same document.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -44,6 +49,8 @@ if TYPE_CHECKING:
     from cyclonedx.model import HashType, Property
     from cyclonedx.model.component import Component
 
+    from wasmctl.audit.model import DatabaseInfo, Placed
+
 SERIAL_NAMESPACE = uuid.UUID("6f1b0c52-5a0c-4c8b-9d6e-2f8f4b2b7a11")
 # What the library's JSON outputter for 1.6 puts around the serialised BOM.
 _JSON_CORE = {
@@ -53,8 +60,16 @@ _JSON_CORE = {
 }
 
 
-def render(subject: Subject, created: datetime) -> str:
-    """The SBOM as CycloneDX 1.6 JSON text (validated; a schema failure is a bug)."""
+def render(
+    subject: Subject,
+    created: datetime,
+    *,
+    vulnerabilities: Sequence[Placed] = (),
+    database: DatabaseInfo | None = None,
+) -> str:
+    """The SBOM as CycloneDX 1.6 JSON text (validated; a schema failure is a bug), with
+    the audit's findings of `subject` as its `vulnerabilities` when given, and the
+    database they were matched against in the metadata's properties."""
     from cyclonedx.model import Property
     from cyclonedx.model.bom import Bom
     from cyclonedx.model.component import Component, ComponentType
@@ -73,6 +88,12 @@ def render(subject: Subject, created: datetime) -> str:
     if subject.artifact is not None:
         bom.metadata.properties.add(Property(name="wasmctl:oci:reference",
                                              value=subject.artifact.reference))  # fmt: skip
+    if vulnerabilities or database is not None:
+        from wasmctl.audit.report.cyclonedx import bom_vulnerabilities, database_properties
+
+        bom.vulnerabilities = bom_vulnerabilities(vulnerabilities, builder.package_ref)
+        if database is not None:
+            bom.metadata.properties.update(database_properties(database))
     # Given presorted, the library's sorted set checks the order in one pass instead of
     # bisecting with its costly comparisons for every insertion.
     bom.components = sorted((*modules[1:], *builder.components), key=_component_order)
@@ -129,6 +150,14 @@ def _check_graph(bom: Any) -> None:
         for ref in (dependency.ref, *(d.ref for d in dependency.dependencies)):
             if ref.value not in refs:
                 raise InternalError(f"the CycloneDX dependency graph names {ref.value}")
+    for vulnerability in bom.vulnerabilities:
+        value = vulnerability.bom_ref.value
+        if value is None or value in refs:
+            raise InternalError(f"the CycloneDX SBOM has a missing or repeated bom-ref {value}")
+        refs.add(value)
+        for target in vulnerability.affects:
+            if target.ref not in refs:
+                raise InternalError(f"the CycloneDX vulnerability {value} names {target.ref}")
 
 
 def _all_components(bom: Any) -> Iterator[Any]:
@@ -144,8 +173,9 @@ def _schema_validator() -> Any:
     """cyclonedx-python-lib's strict 1.6 validator with a linear `uniqueItems`.
 
     jsonschema compares every pair of items of an array of objects; here each item's
-    canonical JSON is hashed instead (the documents written here hold no floats, the one
-    place where JSON equality and text equality part).
+    canonical JSON is hashed instead (JSON equality and text equality part only for
+    numbers written two ways, 7 and 7.0; the one number here, a CVSS score, is always
+    written by the library's one serialiser).
     """
     from cyclonedx.schema import SchemaVersion
     from cyclonedx.validation.json import JsonStrictValidator
@@ -172,6 +202,17 @@ class _Builder:
         self.tools: list[Component] = []
         self._tool_keys: set[tuple[str, str]] = set()
         self.edges: list[tuple[Component, list[Component]]] = []
+        # OSV's view of each component, for the vulnerabilities that affect it:
+        # (module as `wasmctl.audit` names it, ecosystem, name, version) -> bom-ref
+        self.packages: dict[tuple[str, str, str, str], str] = {}
+        self.modules: dict[str, str] = {}
+
+    def package_ref(self, where: str, ecosystem: str, name: str, version: str) -> str | None:
+        """The bom-ref of a package found in the module `where` (`app`, `app/0`): its
+        component, or the module's own for the Go toolchain (`stdlib` is no component)."""
+        if ecosystem == "Go" and name == "stdlib":
+            return self.modules.get(where)
+        return self.packages.get((where, ecosystem, name, version))
 
     def module(self, facts: ModuleFacts, subject: Subject, *, index: int) -> Component:
         """The component of a module (the `index`th of the subject) and what it nests."""
@@ -195,6 +236,8 @@ class _Builder:
         authors = [OrganizationalContact(name=a.strip())
                    for a in (facts.field("authors") or "").split(",") if a.strip()]  # fmt: skip
         ref = f"wasm:{index}{facts.position}:{facts.sha256[:16]}"
+        where = subject.modules[index].name + facts.position
+        self.modules.setdefault(where, ref)
         component = Component(
             type=ComponentType.APPLICATION
             if facts.role == "application"
@@ -211,7 +254,7 @@ class _Builder:
             properties=self._properties(facts, subject if top else None),
             components=[self.module(child, subject, index=index) for child in facts.nested],
         )
-        self._dependencies(component, facts, ref)
+        self._dependencies(component, facts, ref, where)
         return component
 
     def _properties(self, facts: ModuleFacts, subject: Subject | None) -> list[Property]:
@@ -250,16 +293,16 @@ class _Builder:
                 Component(type=ComponentType.APPLICATION, name=name, version=version or None)
             )
 
-    def _dependencies(self, module: Component, facts: ModuleFacts, ref: str) -> None:
+    def _dependencies(self, module: Component, facts: ModuleFacts, ref: str, where: str) -> None:
         direct: list[Component] = []
         if facts.cargo is not None:
-            direct += self._cargo(facts.cargo, ref)
+            direct += self._cargo(facts.cargo, ref, where)
         if facts.go is not None:
-            direct += self._go(facts.go, ref)
+            direct += self._go(facts.go, ref, where)
         if direct:
             self.edges.append((module, direct))
 
-    def _cargo(self, deps: CargoDependencies, owner: str) -> list[Component]:
+    def _cargo(self, deps: CargoDependencies, owner: str, where: str) -> list[Component]:
         from cyclonedx.model import Property
         from cyclonedx.model.component import Component, ComponentScope, ComponentType
         from packageurl import PackageURL
@@ -282,14 +325,20 @@ class _Builder:
             )
         self.components += made
         for package, component in zip(deps.packages, made, strict=True):
+            key = (where, "crates.io", package.name, package.version)
+            self.packages.setdefault(key, str(component.bom_ref.value))
             if package.dependencies:
                 self.edges.append((component, [made[i] for i in package.dependencies]))
         return [made[i] for i, p in enumerate(deps.packages) if p.root]
 
-    def _go(self, info: GoBuildInfo, owner: str) -> list[Component]:
+    def _go(self, info: GoBuildInfo, owner: str, where: str) -> list[Component]:
         from cyclonedx.model import Property
 
         made = [self._go_module(m, owner, i) for i, m in enumerate(info.deps)]
+        for module, component in zip(info.deps, made, strict=True):
+            used = module.replaced_by or module  # the module that was built
+            key = (where, "Go", used.path, used.version)
+            self.packages.setdefault(key, str(component.bom_ref.value))
         main = None
         if info.main is not None:
             main = self._go_module(info.main, owner, "main")

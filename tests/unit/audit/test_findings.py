@@ -118,3 +118,25 @@ def test_a_crate_inside_a_components_nested_module_is_found_there(
     [finding] = [f for f in result.findings if f.advisory.id == "RUSTSEC-2022-0013"]
     assert finding.package.where != facts.name  # a nested module, by its position
     assert finding.package.where.startswith(facts.name + "/")
+
+
+def test_a_package_listed_twice_in_one_record_is_one_finding_naming_every_fix(
+    tmp_path: Path,
+) -> None:
+    # 25 of Go's records list a package in two `affected` entries (GO-2023-2185: stdlib)
+    twice = {
+        "id": "TWICE-1",
+        "affected": [
+            {"package": {"ecosystem": "crates.io", "name": "regex"},
+             "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "1.5.5"}]}]},
+            {"package": {"ecosystem": "crates.io", "name": "regex"},
+             "ranges": [{"type": "SEMVER", "events": [{"introduced": "1.5.0"},
+                                                      {"fixed": "1.6.1"}]}]},
+        ],
+    }  # fmt: skip
+    records = tmp_path / "db"
+    records.mkdir()
+    (records / "TWICE-1.json").write_text(json.dumps(twice))
+    result = audit(file_facts(rust(tmp_path, {"regex": "1.5.4"})), osv.load([records]))
+    [finding] = result.findings
+    assert finding.fixed == ("1.5.5", "1.6.1")
