@@ -34,7 +34,7 @@ MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
 # The options of build, sbom, sign, verify and gate that take no value; every other option
 # takes one. tests/test_action.py checks this against wasmctl's own CLI, so it cannot drift.
-FLAGS = frozenset({"-h", "--help", "--index", "--offline"})
+FLAGS = frozenset({"-h", "--help", "--index", "--offline", "--with-vulnerabilities"})
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import contextlib
 import io
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, NoReturn
 
 import typer
@@ -20,6 +20,7 @@ from typer import _click as click
 from typer.core import TyperGroup
 
 from wasmctl import __version__
+from wasmctl.cli import audit as audit_cmd
 from wasmctl.cli import build as build_cmd
 from wasmctl.cli import gate as gate_cmd
 from wasmctl.cli import inspect as inspect_cmd
@@ -32,36 +33,53 @@ from wasmctl.cli._common import SETTINGS
 
 
 class _Commands(TyperGroup):
-    """The commands, and `gate serve`: a second word under `gate`, which itself takes
-    targets (a file named `serve` is still gated as `./serve`)."""
+    """The commands, and `gate serve` and `audit db update`: more words under `gate` and
+    `audit`, which themselves take targets (a file named `serve` is still gated as
+    `./serve`, a directory named `db` audited as `./db`)."""
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
         if args[:2] == ["gate", "serve"]:
-            return "gate serve", _serve_command(), args[2:]
+            return "gate serve", _subcommand("serve", serve_cmd.serve, serve_cmd.EXAMPLES), args[2:]
+        if args[:2] == ["audit", "db"]:
+            return "audit db", _db_group(), args[2:]
         return super().resolve_command(ctx, args)
 
 
-def _serve_command() -> click.Command:
-    serve_app = typer.Typer(
+def _db_group() -> click.Command:
+    db_app = typer.Typer(
+        name="db",
+        help="The offline OSV database `audit` matches against.",
+        no_args_is_help=True,
+        add_completion=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    db_app.command("update", epilog=audit_cmd.DB_EXAMPLES)(audit_cmd.db_update)
+    db_app.callback()(lambda: None)  # a group, even with one command
+    return typer.main.get_command(db_app)
+
+
+def _subcommand(name: str, function: Callable[..., None], epilog: str) -> click.Command:
+    sub_app = typer.Typer(
         add_completion=False, context_settings={"help_option_names": ["-h", "--help"]}
     )
-    serve_app.command("serve", epilog=serve_cmd.EXAMPLES)(serve_cmd.serve)
-    return typer.main.get_command(serve_app)
+    sub_app.command(name, epilog=epilog)(function)
+    return typer.main.get_command(sub_app)
 
 
 app = typer.Typer(
     cls=_Commands,
     name="wasmctl",
     help="Supply-chain toolkit for WebAssembly on OCI registries: inspect, scan, build, "
-    "push and pull, sign and verify, SBOMs, and the pre-deploy gate.",
+    "push and pull, sign and verify, SBOMs, known vulnerabilities, and the pre-deploy gate.",
     epilog="Examples:  wasmctl scan --preset no-network dist/  ·  "
     "wasmctl build app.wasm -t ghcr.io/acme/app:v1  ·  "
     "wasmctl sign ghcr.io/acme/app:v1  ·  "
     "wasmctl sbom ghcr.io/acme/app:v1 --attest ghcr.io/acme/app:v1  ·  "
     "wasmctl gate --policy gate.yaml k8s/  ·  "
     "wasmctl gate serve --policy gate.yaml --tls-cert tls.crt --tls-key tls.key  ·  "
+    "wasmctl audit db update && wasmctl audit --fail-on high ghcr.io/acme/app:v1  ·  "
     "Exit codes: 0 ok, 1 denied, 2 bad input, 3 registry/network, 4 bug.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -105,6 +123,7 @@ app.command("logout", epilog=registry_cmd.LOGIN_EXAMPLES)(registry_cmd.logout)
 app.command("scan", epilog=scan_cmd.EXAMPLES)(scan_cmd.scan)
 app.command("sbom", epilog=sbom_cmd.EXAMPLES)(sbom_cmd.sbom)
 app.command("gate", epilog=gate_cmd.EXAMPLES)(gate_cmd.gate)
+app.command("audit", epilog=audit_cmd.EXAMPLES)(audit_cmd.audit)
 app.command("generate-key-pair", epilog=sign_cmd.KEYPAIR_EXAMPLES)(sign_cmd.generate_key_pair)
 app.command("sign", epilog=sign_cmd.SIGN_EXAMPLES)(sign_cmd.sign)
 app.command("verify", epilog=sign_cmd.VERIFY_EXAMPLES)(sign_cmd.verify)

@@ -65,6 +65,23 @@ def sbom(
             metavar="REF",
         ),
     ] = None,
+    with_vulnerabilities: Annotated[
+        bool,
+        typer.Option(
+            "--with-vulnerabilities",
+            help="Add the known vulnerabilities `wasmctl audit` finds (CycloneDX only): "
+            "the document `audit --format cyclonedx` writes.",
+        ),
+    ] = False,
+    db: Annotated[
+        Path | None,
+        typer.Option(
+            "--db",
+            help="With --with-vulnerabilities: the OSV database (default: the one "
+            "`wasmctl audit db update` fetched).",
+            metavar="DIR",
+        ),
+    ] = None,
     key: SigningKey = None,
     identity_token: IdentityToken = None,
     trust_config: TrustConfig = None,
@@ -84,6 +101,13 @@ def sbom(
 
     if (key or identity_token or trust_config) and attest is None:
         raise InputError("--key, --identity-token and --trust-config are for --attest")
+    if db is not None and not with_vulnerabilities:
+        raise InputError("--db is for --with-vulnerabilities")
+    database = None
+    if with_vulnerabilities:
+        from wasmctl.audit import db as databases
+
+        database = databases.load(db)
     # both write a referrer: a bare name is refused before any work is done
     attach_ref = parse_destination(attach) if attach is not None else None
     attest_ref = parse_destination(attest) if attest is not None else None
@@ -97,9 +121,9 @@ def sbom(
     with options if options is not None else contextlib.nullcontext():
         chosen = fmt
         if is_file_target(target):
-            result = sbom_for_file(Path(target), chosen)
+            result = sbom_for_file(Path(target), chosen, database)
         else:
-            result = sbom_for_reference(parse_reference(target), chosen, options)
+            result = sbom_for_reference(parse_reference(target), chosen, options, database)
         write_output(result.text, output)
         if attach_ref is not None:
             stored = attach_sbom(result, attach_ref, options)

@@ -13,6 +13,7 @@ from wasmctl._epoch import rfc3339, source_date_epoch
 from wasmctl.oci import media_types as mt
 
 if TYPE_CHECKING:
+    from wasmctl.audit.osv import Database
     from wasmctl.oci.models import Descriptor
     from wasmctl.oci.reference import Reference
     from wasmctl.oci.source import RegistryOptions
@@ -58,29 +59,53 @@ def creation_time() -> datetime:
     return source_date_epoch() or datetime.fromtimestamp(0, UTC)
 
 
-def render(subject: Subject, fmt: SbomFormat) -> Sbom:
-    """The SBOM of `subject` in `fmt`, validated before it is returned."""
+def render(subject: Subject, fmt: SbomFormat, vulnerabilities: Database | None = None) -> Sbom:
+    """The SBOM of `subject` in `fmt`, validated before it is returned; with the known
+    vulnerabilities `wasmctl audit` finds in `vulnerabilities` (CycloneDX only: SPDX 2.3
+    has no place for them), the document `audit --format cyclonedx` writes."""
+    if vulnerabilities is not None:
+        if fmt is not SbomFormat.CYCLONEDX_JSON:
+            from wasmctl.errors import InputError
+
+            raise InputError("vulnerabilities go into CycloneDX only (SPDX 2.3 has no place "
+                             "for them)", hint="use --format cyclonedx-json")  # fmt: skip
+        return Sbom(fmt, _with_vulnerabilities(subject, vulnerabilities), subject)
     if fmt is SbomFormat.CYCLONEDX_JSON:
-        from wasmctl.sbom.cyclonedx import render as render_format
-    else:
-        from wasmctl.sbom.spdx import render as render_format
-    return Sbom(fmt, render_format(subject, creation_time()), subject)
+        from wasmctl.sbom.cyclonedx import render as render_cyclonedx
+
+        return Sbom(fmt, render_cyclonedx(subject, creation_time()), subject)
+    from wasmctl.sbom.spdx import render as render_spdx
+
+    return Sbom(fmt, render_spdx(subject, creation_time()), subject)
 
 
-def sbom_for_file(path: Path, fmt: SbomFormat) -> Sbom:
+def _with_vulnerabilities(subject: Subject, database: Database) -> str:
+    from wasmctl.audit import AuditOptions, audit_subject, database_info
+    from wasmctl.sbom.cyclonedx import render as render_cyclonedx
+
+    today = datetime.now(UTC).date()
+    audited = audit_subject("", subject, database, AuditOptions(), today)
+    return render_cyclonedx(subject, creation_time(), vulnerabilities=audited.findings,
+                            database=database_info(database))  # fmt: skip
+
+
+def sbom_for_file(path: Path, fmt: SbomFormat, vulnerabilities: Database | None = None) -> Sbom:
     """The SBOM of a module file."""
     from wasmctl.sbom.facts import Subject, file_facts
 
-    return render(Subject((file_facts(path),)), fmt)
+    return render(Subject((file_facts(path),)), fmt, vulnerabilities)
 
 
 def sbom_for_reference(
-    ref: Reference, fmt: SbomFormat, options: RegistryOptions | None = None
+    ref: Reference,
+    fmt: SbomFormat,
+    options: RegistryOptions | None = None,
+    vulnerabilities: Database | None = None,
 ) -> Sbom:
     """The SBOM of every Wasm module in an artifact (layout or registry)."""
     from wasmctl.sbom.facts import reference_facts
 
-    return render(reference_facts(ref, options), fmt)
+    return render(reference_facts(ref, options), fmt, vulnerabilities)
 
 
 def attach(sbom: Sbom, ref: Reference, options: RegistryOptions | None = None) -> Descriptor:
