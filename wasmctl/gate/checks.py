@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from wasmctl.errors import DeniedError, RemoteError, WasmctlError
 from wasmctl.gate.model import CheckResult, Status
-from wasmctl.gate.policy import KeylessAuthority, Rules, Scan, Signatures
+from wasmctl.gate.policy import KeylessAuthority, Rules, Scan, Signatures, Vulnerabilities
 from wasmctl.oci.artifact import Artifact, ArtifactKind, LaunchContext
 from wasmctl.oci.reference import Reference, RegistryReference
 from wasmctl.sign.policy import Policy, Signer
@@ -127,6 +127,87 @@ def scan(rules: Rules, modules: Modules, load: Callable[[Scan], list[Any]]) -> C
     if errors:
         return CheckResult("scan", Status.ERROR, errors[0], {"errors": errors})
     return CheckResult("scan", Status.PASS, f"{len(modules)} module(s) allowed by {names}")
+
+
+def vulnerabilities(
+    rules: Rules, modules: Modules, database: Callable[[Vulnerabilities], Any]
+) -> CheckResult | None:
+    """Known vulnerabilities of the modules (`wasmctl audit`), judged as the policy's
+    `vulnerabilities` says. `database`: the rule's OSV database, loaded once for the gate
+    (it raises what loading raises: missing is an input error, stale a remote one)."""
+    rule = rules.vulnerabilities
+    if rule is None:
+        return None
+    if isinstance(modules, WasmctlError):
+        return error("vulnerabilities", modules)
+    from datetime import UTC, datetime
+
+    from wasmctl.audit import AuditOptions, audit_subject
+    from wasmctl.audit.model import Place, Threshold
+    from wasmctl.sbom.facts import Subject, file_facts
+
+    try:
+        db = database(rule)
+    except WasmctlError as e:  # the hint is the fix: `wasmctl audit db update`
+        message = f"{e.message} ({e.hint})" if e.hint else e.message
+        return CheckResult("vulnerabilities", Status.ERROR, message,
+                           remote=isinstance(e, RemoteError))  # fmt: skip
+    options = AuditOptions(
+        ignores=rule.ignores,
+        fail_on=Threshold(rule.fail_on),
+        ignore_unreachable=rule.ignore_unreachable,
+    )
+    today = datetime.now(UTC).date()
+    failing, ignored, errors = [], [], []
+    for name, path in modules:
+        try:
+            subject = Subject((file_facts(path, Path(name).stem),))
+        except WasmctlError as e:
+            errors.append(f"{name}: {e.message}")
+            continue
+        audited = audit_subject(name, subject, db, options, today)
+        for placed in audited.findings:
+            finding = placed.finding
+            if placed.place is Place.IGNORED:
+                ignored.append(
+                    f"{finding.advisory.id} ({placed.ignore.reason if placed.ignore else ''})"
+                )
+            elif placed.place is Place.ACTIVE and options.fail_on.reached_by(
+                finding.severity.rating
+            ):
+                failing.append(finding)
+    details: dict[str, Any] = {"database": {"digest": db.digest, "records": db.records}}
+    if ignored:
+        details["ignored"] = sorted(set(ignored))
+    if failing:
+        described = [_vulnerability(f) for f in failing]
+        details["findings"] = described
+        more = f" (+{len(described) - 1} more)" if len(described) > 1 else ""
+        return CheckResult(
+            "vulnerabilities",
+            Status.FAIL,
+            f"{len(described)} known vulnerabilit{'y' if len(described) == 1 else 'ies'} "
+            f"at or above {rule.fail_on}: {described[0]}{more}",
+            details,
+        )
+    if errors:
+        return CheckResult("vulnerabilities", Status.ERROR, errors[0], {"errors": errors})
+    return CheckResult(
+        "vulnerabilities",
+        Status.PASS,
+        f"{len(modules)} module(s): nothing known at or above {rule.fail_on}",
+        details,
+    )
+
+
+def _vulnerability(finding: Any) -> str:
+    """`RUSTSEC-2022-0013 regex 1.5.4 (fix: 1.5.5; high 7.5) in app.wasm`."""
+    fixed = ", ".join(finding.fixed) or "none"
+    rating = finding.severity.rating.value
+    score = f" {finding.severity.score}" if finding.severity.score is not None else ""
+    package = finding.package
+    return (f"{finding.advisory.id} {package.name} {package.version} (fix: {fixed}; "
+            f"{rating}{score}) in {package.where}")  # fmt: skip
 
 
 def authorities(signatures: Signatures) -> list[Policy]:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from wasmctl.errors import InputError, RemoteError, WasmctlError
 from wasmctl.gate import checks as check
 from wasmctl.gate.model import SCHEMA, CheckResult, GateReport, Status, TargetResult, Verdict
-from wasmctl.gate.policy import GatePolicy, Rules, Scan, Signatures
+from wasmctl.gate.policy import GatePolicy, Rules, Scan, Signatures, Vulnerabilities
 from wasmctl.gate.targets import Target, collect
 from wasmctl.oci.artifact import Artifact, ArtifactKind, LaunchContext
 from wasmctl.oci.reference import LayoutReference, Reference, RegistryReference
@@ -109,6 +109,7 @@ class Judge:
         )
         self.registry = options.registry or RegistryOptions()
         self._scan_loaded: _Memo[Scan, list[Any]] = _Memo()
+        self._databases: _Memo[Path | None, Any] = _Memo()
         self._stack = ExitStack()
         self._stack.enter_context(self.registry)
 
@@ -139,6 +140,9 @@ class Judge:
         gate = self._gate()
         for scan in scans:
             gate._scan_policies(scan)
+        for rules in (self.policy.rules, *(o.rules for o in self.policy.overrides)):
+            if rules.vulnerabilities is not None:
+                gate._database(rules.vulnerabilities)
         if keyless:
             self.trust.root()
 
@@ -159,7 +163,13 @@ class Judge:
 
     def _gate(self) -> _Gate:
         return _Gate(
-            self.policy, self.options, self.trust, self.registry, _Workers(1), self._scan_loaded
+            self.policy,
+            self.options,
+            self.trust,
+            self.registry,
+            _Workers(1),
+            self._scan_loaded,
+            self._databases,
         )
 
 
@@ -343,6 +353,7 @@ class _Gate:
         registry: RegistryOptions,
         workers: _Workers,
         scan_loaded: _Memo[Scan, list[Any]] | None = None,
+        databases: _Memo[Path | None, Any] | None = None,
     ) -> None:
         self.policy = policy
         self.options = options
@@ -350,6 +361,7 @@ class _Gate:
         self.registry = registry
         self.workers = workers
         self._scan_loaded: _Memo[Scan, list[Any]] = scan_loaded or _Memo()
+        self._databases: _Memo[Path | None, Any] = databases or _Memo()
         self._resolving: _Memo[str, threading.Lock] = _Memo()
 
     def run(self, targets: Sequence[Target]) -> tuple[TargetResult, ...]:
@@ -443,6 +455,7 @@ class _Gate:
                     artifact.wasm_evidence,
                     rules.max_module_bytes,
                     rules.scan,
+                    rules.vulnerabilities,
                 )
                 sized = _once(made, depends, partial(self._module_checks, pending, modules))
                 signed = _once(
@@ -460,13 +473,17 @@ class _Gate:
 
     def _module_checks(self, pending: _Pending, modules: _Fetched) -> list[CheckResult | None]:
         rules = pending.rules
-        if rules.max_module_bytes is None and rules.scan is None:
+        if rules.max_module_bytes is None and rules.scan is None and rules.vulnerabilities is None:
             return []  # nothing to fetch the modules for
         resolved = pending.resolved
         runnable = check.runnable(
             resolved.digest, resolved.artifact, pending.launch, modules.get(resolved)
         )
-        return [check.size(rules, runnable), check.scan(rules, runnable, self._scan_policies)]
+        return [
+            check.size(rules, runnable),
+            check.scan(rules, runnable, self._scan_policies),
+            check.vulnerabilities(rules, runnable, self._database),
+        ]
 
     def _signed(self, rules: Rules, candidates: _Candidates) -> list[CheckResult | None]:
         return [check.signature(rules, partial(self._verified, candidates))]
@@ -475,6 +492,21 @@ class _Gate:
         self, candidates: _Candidates, signatures: Signatures, predicate_type: str | None
     ) -> check.Verified:
         return check.verified(candidates.get, signatures, self.trust, predicate_type)
+
+    def _database(self, rule: Vulnerabilities) -> Any:
+        """The OSV database of a vulnerabilities rule, loaded once for the whole gate (for
+        `gate serve`, once per policy load: a change of its files reloads the policy)."""
+        from datetime import UTC, datetime
+
+        from wasmctl.audit import db
+
+        def load() -> Any:
+            return db.load(rule.database)
+
+        database = self._databases.get(rule.database, load)
+        if rule.max_age is not None:
+            db.check_age(database, db.parse_duration(rule.max_age), datetime.now(UTC))
+        return database
 
     def _scan_policies(self, scan: Scan) -> list[Any]:
         """The policies of a scan rule, loaded once for the whole gate."""
@@ -556,7 +588,7 @@ class _Gate:
         failed = CheckResult("resolve", status, error.message, details, remote=remote)
         rest = [
             CheckResult(name, Status.SKIP, "not evaluated: the artifact was not resolved")
-            for name in ("format", "size", "scan", "signature", "attestation")
+            for name in ("format", "size", "scan", "vulnerabilities", "signature", "attestation")
         ]
         kept = tuple(c for c in checks if c is not None)
         return TargetResult(

@@ -26,7 +26,9 @@ GITHUB_CLAIMS = {
     "workflowSha": "github-workflow-sha",
     "workflowName": "github-workflow-name",
 }
-OVERRIDABLE = ("registries", "pin", "formats", "limits", "signatures", "attestations", "scan")
+OVERRIDABLE = ("registries", "pin", "formats", "limits", "signatures", "attestations", "scan",
+               "vulnerabilities")  # fmt: skip
+THRESHOLDS = ("any", "low", "medium", "high", "critical")  # wasmctl.audit.model.Threshold
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,18 @@ class Scan:
 
 
 @dataclass(frozen=True)
+class Vulnerabilities:
+    """Known vulnerabilities (`wasmctl audit`) as a check: what fails it, what is ignored,
+    and the database (None: the default place `audit db update` fills)."""
+
+    fail_on: str = "any"
+    ignores: tuple[Any, ...] = ()  # wasmctl.audit.model.Ignore
+    ignore_unreachable: bool = False
+    database: Path | None = None
+    max_age: str | None = None  # a duration (7d), checked when the policy is read
+
+
+@dataclass(frozen=True)
 class Rules:
     """The checks that apply to one reference (the top level, or an override)."""
 
@@ -64,6 +78,7 @@ class Rules:
     signatures: Signatures | None = None
     attestations: tuple[str, ...] = ()
     scan: Scan | None = None
+    vulnerabilities: Vulnerabilities | None = None
 
 
 @dataclass(frozen=True)
@@ -120,7 +135,21 @@ def referenced_files(policy: GatePolicy) -> tuple[Path, ...]:
             found += rules.signatures.keys
         if rules.scan is not None:
             found += rules.scan.policies
+        if rules.vulnerabilities is not None:
+            found += database_files(rules.vulnerabilities)
     return tuple(dict.fromkeys(found))
+
+
+def database_files(rules: Vulnerabilities) -> list[Path]:
+    """The files of a vulnerability database, as far as they exist now (a missing database
+    is reported when the gate loads it)."""
+    from wasmctl.audit import db
+    from wasmctl.errors import InputError
+
+    try:
+        return db.files(rules.database)
+    except InputError:
+        return []
 
 
 def parse_gate_policy(doc: Any, source: str, base: Path) -> GatePolicy:
@@ -252,6 +281,45 @@ class _Where:
             signatures=self.signatures(doc.get("signatures"), f"{at}signatures"),
             attestations=tuple(attestations),
             scan=self.scan(doc.get("scan"), f"{at}scan"),
+            vulnerabilities=self.vulnerabilities(
+                doc.get("vulnerabilities"), f"{at}vulnerabilities"
+            ),
+        )
+
+    def vulnerabilities(self, doc: Any, label: str) -> Vulnerabilities | None:
+        if doc is None:
+            return None
+        if not isinstance(doc, Mapping):
+            raise self.fail(f"`{label}` must be a mapping")
+        self.keys(doc, {"failOn", "ignore", "ignoreUnreachable", "database", "maxDatabaseAge"},
+                  label)  # fmt: skip
+        self.no_empty_values(doc, label)
+        fail_on = doc.get("failOn", "any")
+        if fail_on not in THRESHOLDS:
+            raise self.fail(f"`{label}.failOn` must be one of {', '.join(THRESHOLDS)}, "
+                            f"not {fail_on!r}")  # fmt: skip
+        unreachable = doc.get("ignoreUnreachable", False)
+        if not isinstance(unreachable, bool):
+            raise self.fail(f"`{label}.ignoreUnreachable` must be true or false")
+        max_age = doc.get("maxDatabaseAge")
+        from wasmctl.audit.db import parse_duration
+        from wasmctl.audit.model import ignores_from
+        from wasmctl.errors import InputError
+
+        try:
+            if max_age is not None:
+                parse_duration(str(max_age))
+            ignores = ignores_from(doc.get("ignore"), f"{self.source}: {label}")
+        except InputError as e:
+            raise PolicyError(e.message if e.message.startswith(self.source)
+                              else f"{self.source}: {label}: {e.message}") from None  # fmt: skip
+        database = doc.get("database")
+        return Vulnerabilities(
+            fail_on=fail_on,
+            ignores=ignores,
+            ignore_unreachable=unreachable,
+            database=self.path(database, f"{label}.database") if database is not None else None,
+            max_age=str(max_age) if max_age is not None else None,
         )
 
     def signatures(self, doc: Any, label: str) -> Signatures | None:
