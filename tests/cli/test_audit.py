@@ -4,12 +4,14 @@ presence and age, targets of every kind. Matched against the real OSV records.""
 from __future__ import annotations
 
 import json
+import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jsonschema
 import pytest
 
+from tests.registry import RegistryServer, unique_repo
 from tests.sbom_fixtures import go_module
 from tests.schemas import doc_schema
 from tests.unit.audit.test_findings import rust
@@ -281,3 +283,60 @@ def test_an_interrupted_db_update_exits_3_and_keeps_the_old_database(
     assert (target / "crates.io" / "all.zip").read_bytes() == before
     left = sorted(p.name for p in (target / "crates.io").iterdir() if not p.name.startswith("."))
     assert left == ["all.zip", "metadata.json"]
+
+
+# -- registry artifacts (Debian's registry on loopback) ---------------------------------------
+
+
+def test_a_registry_artifact_is_audited(
+    regex_154: Path, registry: RegistryServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = f"{registry.host}/{unique_repo('audit')}/regex:v1"
+    assert run(["build", str(regex_154), "-t", image, "--plain-http", registry.host]) == 0
+    capsys.readouterr()
+    assert run(["audit", *DB, "--format", "json", "--plain-http", registry.host, image]) == 1
+    [target] = json.loads(capsys.readouterr().out)["targets"]
+    assert target["target"] == image
+    assert [f["id"] for f in target["findings"]] == ["RUSTSEC-2022-0013"]
+
+
+def test_an_unreachable_registry_exits_3(
+    regex_154: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as unused:  # a port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        host = f"127.0.0.1:{unused.getsockname()[1]}"
+    assert run(["audit", *DB, "--plain-http", host, f"{host}/app/regex:v1"]) == 3
+    assert "Traceback" not in capsys.readouterr().err
+
+
+# -- the reachability hint at the command line -------------------------------------------
+
+
+def test_ignore_unreachable_hides_only_what_the_names_prove_absent_and_lists_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.unit.audit.test_reach import INSERT_MANY_LEGACY, REGEX_NEW_LEGACY, rust_module
+
+    # RUSTSEC-2021-0003 lists smallvec::SmallVec::insert_many; RUSTSEC-2022-0013 lists none
+    crates = {"smallvec": "1.6.0", "regex": "1.5.4"}
+    without_it = rust_module(tmp_path, REGEX_NEW_LEGACY, crates)
+    argv = ["audit", *DB, "--format", "json", "--ignore-unreachable"]
+    assert run([*argv, "--ignore", "RUSTSEC-2022-0013", str(without_it)]) == 0
+    hidden = {
+        f["id"]: f for t in json.loads(capsys.readouterr().out)["targets"] for f in t["findings"]
+    }["RUSTSEC-2021-0003"]
+    assert hidden["status"] == "unreachable" and hidden["symbols"]["verdict"] == "absent"
+    assert run([*argv, "--format", "table", "--ignore", "RUSTSEC-2022-0013", str(without_it)]) == 0
+    assert "RUSTSEC-2021-0003" in capsys.readouterr().out  # hidden, and said so
+    # without the flag the hint hides nothing
+    assert run(["audit", *DB, "--ignore", "RUSTSEC-2022-0013", str(without_it)]) == 1
+    capsys.readouterr()
+    (tmp_path / "present").mkdir()
+    with_it = rust_module(tmp_path / "present", INSERT_MANY_LEGACY, crates)
+    assert run([*argv, "--ignore", "RUSTSEC-2022-0013", str(with_it)]) == 1
+    found = {
+        f["id"]: f for t in json.loads(capsys.readouterr().out)["targets"] for f in t["findings"]
+    }
+    assert found["RUSTSEC-2021-0003"]["status"] == "active"
+    assert found["RUSTSEC-2021-0003"]["symbols"]["verdict"] == "present"
