@@ -42,17 +42,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
-from urllib.request import url2pathname
-
-import httpx
 
 from wasmctl import __version__, _json
 from wasmctl._files import create_mode, open_regular, replace_atomically
 from wasmctl.audit import osv
 from wasmctl.audit.osv import Advisory, Affected, Database, DatabaseError
 from wasmctl.errors import InputError, RemoteError
+
+if TYPE_CHECKING:  # httpx is loaded by an update only: an audit reads the database alone
+    import httpx
 
 DEFAULT_SOURCE = "https://osv-vulnerabilities.storage.googleapis.com"
 DEFAULT_ECOSYSTEMS = ("crates.io", "Go")
@@ -392,6 +392,8 @@ def update(
 
 
 def _client() -> httpx.Client:
+    import httpx
+
     return httpx.Client(
         timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),
         follow_redirects=False,  # followed by `_get`, which decides where to
@@ -636,6 +638,8 @@ class _Sink:
 
 
 def _copy_local(url: str, folder: Path) -> _Arrived:
+    from urllib.request import url2pathname  # 20 ms to import: only for file:// mirrors
+
     path = Path(url2pathname(unquote(urlsplit(url).path)))
     sink = _Sink(folder, str(path))
     try:
@@ -687,6 +691,8 @@ def _get(http: httpx.Client, url: str, headers: dict[str, str]) -> tuple[httpx.R
     """A streamed GET, redirects followed by hand: to https anywhere, or within the
     source's own origin (a mirror may not send us to plain http elsewhere, to file:, or to
     a URL with credentials in it), at most MAX_REDIRECTS hops, no loops."""
+    import httpx
+
     origin = _origin(url)
     current = url
     seen = {url}
@@ -730,6 +736,8 @@ def _origin(url: str) -> tuple[str, str, int | None]:
 
 
 def _receive(response: httpx.Response, url: str, folder: Path) -> _Arrived:
+    import httpx
+
     what = f"GET {_redact(url)}"
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > MAX_DOWNLOAD_BYTES:

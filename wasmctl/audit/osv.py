@@ -50,36 +50,64 @@ class Affected:
     ecosystem_specific: Mapping[str, Any] = field(default_factory=dict)
     database_specific: Mapping[str, Any] = field(default_factory=dict)
 
+    # what was computed, kept per entry: each range's events parsed and sorted, and the
+    # answer per version (a hundred modules often share their crates' versions)
+    _memo: dict[Any, Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+
     def affects(self, version: str) -> bool:
         """Whether `version` of this package is affected (raises VersionError when the
         version, or a bound it must be compared with, is not SemVer)."""
+        known = self._memo.get(version)
+        if known is None:
+            known = self._memo[version] = self._affects(version)
+        return bool(known)
+
+    def _affects(self, version: str) -> bool:
         if version in self.versions:
             return True
         if not self.ranges:
             return False
         v = parse(self.ecosystem, version)
-        return any(self._in_range(v, events) for kind, events in self.ranges if kind != "GIT")
+        return any(self._in_range(v, i) for i, (kind, _) in enumerate(self.ranges) if kind != "GIT")
 
-    def _in_range(self, v: semver.Version, events: tuple[tuple[str, str], ...]) -> bool:
-        limits = [e for kind, e in events if kind == "limit"]
+    def _in_range(self, v: semver.Version, index: int) -> bool:
+        limits, ordered = self._events(index)
         # the schema's BeforeLimits: no limits, or a "*" limit, bound nothing
-        if (
-            limits
-            and "*" not in limits
-            and not any(v < parse(self.ecosystem, limit) for limit in limits)
-        ):
+        if limits is not None and not any(v < limit for limit in limits):
             return False
-        ordered = sorted(
-            ((kind, parse(self.ecosystem, e)) for kind, e in events if kind != "limit"),
-            key=lambda event: event[1],
-        )
         affected = False
         for kind, bound in ordered:
-            if kind == "introduced" and v >= bound:
+            if bound > v:  # this and every later event leave the state as it is
+                break
+            if kind == "introduced":
                 affected = True
-            elif (kind == "fixed" and v >= bound) or (kind == "last_affected" and v > bound):
+            elif kind == "fixed" or (kind == "last_affected" and v > bound):
                 affected = False
         return affected
+
+    def _events(
+        self, index: int
+    ) -> tuple[list[semver.Version] | None, list[tuple[str, semver.Version]]]:
+        """Range `index`'s limits (None: unbounded) and its other events sorted by version."""
+        key = ("events", index)
+        if key not in self._memo:
+            events = self.ranges[index][1]
+            limits = [e for kind, e in events if kind == "limit"]
+            parsed = (
+                [parse(self.ecosystem, limit) for limit in limits]
+                if limits and "*" not in limits
+                else None
+            )
+            ordered = sorted(
+                ((kind, parse(self.ecosystem, e)) for kind, e in events if kind != "limit"),
+                key=lambda event: event[1],
+            )
+            self._memo[key] = (parsed, ordered)
+        cached: tuple[list[semver.Version] | None, list[tuple[str, semver.Version]]]
+        cached = self._memo[key]
+        return cached
 
     def fixed(self) -> tuple[str, ...]:
         """The versions that fix it (the upgrade targets), in the record's order."""

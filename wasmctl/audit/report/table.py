@@ -59,7 +59,7 @@ def render_table(
 ) -> str:
     """The report as text, no line broken inside a name."""
     console, buffer = string_console(color=color, width=width)
-    out = _Writer(console, max(width, 20))
+    out = _Writer(console if color else None, max(width, 20))
     out.pack([(w, "") for w in _database_line(report, now)], 0, INDENT)
     findings = report.placed()
     if not findings:
@@ -72,13 +72,13 @@ def render_table(
         verdict = report.verdict
         line = [(w, "") for w in f"No known vulnerabilities: {audited}.".split(" ")]
         out.pack([*line, (verdict.upper(), _VERDICT_STYLE[verdict])], 0)
-        return buffer.getvalue()
+        return out.text(buffer.getvalue())
     for target in report.targets:
         _target(out, target)
     _unmatched(out, report)
     _ignores(out, report)
     _summary(out, report)
-    return buffer.getvalue()
+    return out.text(buffer.getvalue())
 
 
 def _database_line(report: AuditReport, now: datetime) -> list[str]:
@@ -103,18 +103,26 @@ def _audited(report: AuditReport) -> str:
 
 
 class _Writer:
-    """Lines into the console, each printed as made: rich neither wraps nor crops them."""
+    """Lines laid out here, each printed as made: rich neither wraps nor crops them, and
+    without colour it is not asked at all (a thousand findings cost it a second)."""
 
-    def __init__(self, console: Console, width: int) -> None:
+    def __init__(self, console: Console | None, width: int) -> None:
         self.console = console
         self.width = width
+        self.plain: list[str] = []
 
     def line(self, cells: Iterable[Cell]) -> None:
+        if self.console is None:
+            self.plain.append("".join(value for value, _ in cells).rstrip() + "\n")
+            return
         text = Text()
         for value, style in cells:
             text.append(value, style=style or None)
         text.rstrip()
         self.console.print(text, soft_wrap=True)
+
+    def text(self, printed: str) -> str:
+        return printed if self.console is not None else "".join(self.plain)
 
     def pack(self, pieces: Sequence[Cell], indent: int, more: int | None = None) -> None:
         """Pieces joined by spaces, a new line (at `more`) before one that would cross
