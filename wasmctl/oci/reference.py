@@ -218,3 +218,95 @@ def looks_like_reference(target: str) -> bool:
     if os.path.exists(target) or target.endswith(".wasm"):
         return False
     return "/" in target and ("." in target.split("/", 1)[0] or ":" in target or "@" in target)
+
+
+# -- which registries speak plain HTTP ------------------------------------------------------
+
+PLAIN_HTTP_HINT = (
+    "--plain-http takes a registry host such as localhost:5000; loopback registries "
+    "(localhost, 127.0.0.0/8, ::1) are plain HTTP already"
+)
+# What a user may type after a flag they took for a switch (`--plain-http true`, as oras's
+# and skopeo's boolean flags read); a host named `1` or `no` is not worth the confusion.
+_SWITCH_WORDS = frozenset({"true", "false", "1", "0", "yes", "no", "on", "off"})
+_FILE_SUFFIXES = (".wasm", ".tar", ".tar.gz", ".tgz", ".json", ".yaml", ".yml")
+
+
+def split_host_port(registry: str) -> tuple[str, str | None]:
+    """`host[:port]` (`[::1]:5000` for IPv6) as the host, lowercased, and the port or None."""
+    if registry.startswith("["):
+        end = registry.find("]")
+        host, rest = registry[1:end], registry[end + 1 :]
+        return host.lower(), rest[1:] if rest.startswith(":") and len(rest) > 1 else None
+    host, _, port = registry.partition(":")
+    return host.lower(), port or None
+
+
+def is_loopback_registry(registry: str) -> bool:
+    """True for `localhost`, `127.0.0.0/8` and `::1`, with any port: the registries docker
+    and crane reach over plain HTTP without being told. `localhost.example.com` and
+    `127.0.0.1.nip.io` are ordinary names (they resolve wherever their DNS says)."""
+    import ipaddress
+
+    host, _ = split_host_port(registry)
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def plain_http_host(value: str) -> str:
+    """A `--plain-http` value as the registry host it names: `host[:port]`, or an
+    `http://host[:port]` URL. Anything else (a reference, a path, a file, a switch word such
+    as `true`, an https URL) is refused, so the flag never takes the next argument silently."""
+    text = value.strip()
+    lowered = text.lower()
+    if lowered.startswith("https://"):
+        raise InvalidReferenceError(
+            f"{value!r} is an https registry, which needs no --plain-http",
+            hint=PLAIN_HTTP_HINT,
+        )
+    if lowered.startswith("http://"):
+        text = text[len("http://") :].rstrip("/")
+    elif lowered in _SWITCH_WORDS:
+        raise InvalidReferenceError(
+            f"{value!r}: --plain-http names a registry host, it is not a switch",
+            hint=PLAIN_HTTP_HINT,
+        )
+    elif lowered.startswith(("oci:", "oci-archive:", "docker://")):
+        raise InvalidReferenceError(
+            f"{value!r} is a reference, not a registry host",
+            hint=PLAIN_HTTP_HINT,
+        )
+    elif lowered.endswith(_FILE_SUFFIXES):
+        raise InvalidReferenceError(
+            f"{value!r} is a file, not a registry host", hint=PLAIN_HTTP_HINT
+        )
+    if "/" in text or "@" in text:
+        raise InvalidReferenceError(
+            f"{value!r} is a reference or a path, not a registry host",
+            hint=PLAIN_HTTP_HINT,
+        )
+    if not text or not _HOST_RE.match(text):
+        raise InvalidReferenceError(f"{value!r} is not a registry host", hint=PLAIN_HTTP_HINT)
+    host, port = split_host_port(text)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{port}" if port else host
+
+
+def speaks_plain_http(registry: str, named: frozenset[str], *, ca_file: bool = False) -> bool:
+    """Whether `registry` is reached over plain HTTP.
+
+    Yes when `--plain-http` named it (`host:port` for that port, `host` for any port), and
+    for a loopback registry unless a CA file was given (`ca_file`), which says it speaks TLS;
+    otherwise TLS, verified."""
+    if registry in named:
+        return True
+    host, port = split_host_port(registry)
+    bracketed = f"[{host}]" if ":" in host else host
+    if bracketed in named or (port and f"{bracketed}:{port}" in named):
+        return True
+    return not ca_file and is_loopback_registry(registry)

@@ -46,6 +46,7 @@ from wasmctl.oci.reference import (
     Reference,
     RegistryReference,
     manifest_reference,
+    speaks_plain_http,
 )
 
 if TYPE_CHECKING:
@@ -165,6 +166,10 @@ class RegistryOptions:
     """How to reach registries (plain HTTP for some hosts, a private CA, retries, progress,
     a transport of the caller's), and the sessions opened with them.
 
+    `plain_http` names registries reached over HTTP (`host:port`, or `host` for any port);
+    loopback ones (localhost, 127.0.0.0/8, ::1) are too unless `ca_file` is given
+    (`reference.speaks_plain_http`).
+
     `with options:` keeps the sessions open for the block, so every call inside it shares
     one client and one cache per registry; they close when the outermost block ends."""
 
@@ -193,7 +198,7 @@ class RegistryOptions:
 
         return RegistryClient(
             registry,
-            plain_http=registry in self.plain_http,
+            plain_http=speaks_plain_http(registry, self.plain_http, ca_file=bool(self.ca_file)),
             ca_file=self.ca_file,
             retry=self.retry,
             timeouts=self.timeouts,
