@@ -41,6 +41,7 @@ FICLONE = 0x40049409  # linux/fs.h: share the source's extents (copy-on-write re
 CHUNK = 1 << 20
 MAX_ARCHIVE_MEMBERS = 100_000
 MAX_MARKER_BYTES = 4096  # `oci-layout` is one small JSON object
+SCRATCH_PREFIX = ".wasmctl-"  # a writer's staging directory inside the layout
 
 
 class LayoutError(InputError):
@@ -50,25 +51,29 @@ class LayoutError(InputError):
 class OCILayout:
     """An OCI image layout directory."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, shown: str | None = None) -> None:
         self.root = root
+        # the name in messages: an archive's path, not the temporary directory it is read in
+        self.shown = shown or str(root)
 
     # -- opening ------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, root: Path) -> OCILayout:
-        """An existing layout; refuses a directory that is not one."""
+    def open(cls, root: Path, *, shown: str | None = None) -> OCILayout:
+        """An existing layout; refuses a directory that is not one. `shown`: its name in
+        messages (an archive's), if not `root`."""
+        name = shown or str(root)
         marker = root / "oci-layout"
         if not marker.exists() and not marker.is_symlink():
             raise LayoutError(
-                f"{root}: not an OCI layout (no oci-layout file)",
+                f"{name}: not an OCI layout (no oci-layout file)",
                 hint="build into it first, or check the path",
             )
         raw = read_limited(marker, MAX_MARKER_BYTES, "oci-layout file", LayoutError)
-        data = _json.loads(raw, f"{root}: cannot read oci-layout; it", LayoutError)
+        data = _json.loads(raw, f"{name}: cannot read oci-layout; it", LayoutError)
         if not isinstance(data, dict) or data.get("imageLayoutVersion") != mt.OCI_LAYOUT_VERSION:
-            raise LayoutError(f"{root}: unsupported oci-layout {data!r}")
-        return cls(root)
+            raise LayoutError(f"{name}: unsupported oci-layout {data!r}")
+        return cls(root, shown)
 
     @property
     def blobs(self) -> Path:
@@ -91,11 +96,11 @@ class OCILayout:
             raise LayoutError(f"blob {descriptor.digest} is {descriptor.size} bytes; limit {limit}")
         path = self.blob_path(descriptor.digest)
         if not path.exists():
-            raise LayoutError(f"{self.root}: blob {descriptor.digest} is missing")
-        data = read_limited(path, limit, f"{self.root}: blob", LayoutError)
+            raise LayoutError(f"{self.shown}: blob {descriptor.digest} is missing")
+        data = read_limited(path, limit, f"{self.shown}: blob", LayoutError)
         if len(data) != descriptor.size or sha256_digest(data) != descriptor.digest:
             raise LayoutError(
-                f"{self.root}: blob {descriptor.digest} does not match its digest or size"
+                f"{self.shown}: blob {descriptor.digest} does not match its digest or size"
             )
         return data
 
@@ -105,12 +110,12 @@ class OCILayout:
         try:
             size = path.stat().st_size
         except FileNotFoundError:
-            raise LayoutError(f"{self.root}: blob {descriptor.digest} is missing") from None
+            raise LayoutError(f"{self.shown}: blob {descriptor.digest} is missing") from None
         if not path.is_file():  # a FIFO or a device would be read without end
-            raise LayoutError(f"{self.root}: blob {descriptor.digest} is not a regular file")
+            raise LayoutError(f"{self.shown}: blob {descriptor.digest} is not a regular file")
         if size != descriptor.size or _file_digest(path) != descriptor.digest:
             raise LayoutError(
-                f"{self.root}: blob {descriptor.digest} does not match its digest or size"
+                f"{self.shown}: blob {descriptor.digest} does not match its digest or size"
             )
         return path
 
@@ -118,12 +123,12 @@ class OCILayout:
         """`index.json`."""
         path = self.root / "index.json"
         if not path.exists() and not path.is_symlink():
-            raise LayoutError(f"{self.root}: no index.json")
+            raise LayoutError(f"{self.shown}: no index.json")
         raw = read_limited(path, MAX_MANIFEST_BYTES, "index", LayoutError)
         try:
             return Index.from_bytes(raw)
         except ManifestError as e:
-            raise LayoutError(f"{self.root}/index.json: {e.message}") from None
+            raise LayoutError(f"{self.shown}/index.json: {e.message}") from None
 
     def tags(self) -> list[str]:
         """The tags (`org.opencontainers.image.ref.name`) in `index.json`."""
@@ -150,7 +155,7 @@ class OCILayout:
                     mt.OCI_INDEX if "manifests" in data else mt.OCI_MANIFEST
                 )
                 return Descriptor(media_type, digest, len(raw))
-            raise LayoutError(f"{self.root}: no manifest {digest}")
+            raise LayoutError(f"{self.shown}: no manifest {digest}")
         if tag is None:
             if len(manifests) == 1:
                 return manifests[0]
@@ -159,34 +164,42 @@ class OCILayout:
             if d.annotations.get(mt.ANNOTATION_REF_NAME) == tag:
                 return d
         known = ", ".join(self.tags()) or "none"
-        raise LayoutError(f"{self.root}: no tag {tag!r} (tags: {known})")
+        raise LayoutError(f"{self.shown}: no tag {tag!r} (tags: {known})")
 
     # -- writing ------------------------------------------------------------------------
 
     @classmethod
     @contextlib.contextmanager
-    def writer(cls, root: Path) -> Iterator[LayoutWriter]:
-        """A transaction on a layout, created if missing; commits when the block succeeds."""
-        created_root = not root.exists()
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-            if not (root / "oci-layout").exists() and any(root.iterdir()):
+    def writer(cls, root: Path, *, shown: str | None = None) -> Iterator[LayoutWriter]:
+        """A transaction on a layout, created if missing; commits when the block succeeds.
+
+        Writers take turns (`_locked`), and a directory is judged only while its lock is
+        held, so a layout another writer is creating (its scratch directory there, no
+        `oci-layout` yet) is waited for, never taken for a foreign directory (issue 15)."""
+        with contextlib.ExitStack() as held:
+            try:
+                created_root = held.enter_context(_locked(root))
+                entries = [p for p in root.iterdir() if not p.name.startswith(SCRATCH_PREFIX)]
+            except OSError as e:
+                raise LayoutError(f"cannot create layout {root}: {e.strerror or e}") from None
+            if entries and not (root / "oci-layout").exists():
                 raise LayoutError(
-                    f"{root}: exists, is not empty, and is not an OCI layout",
-                    hint="give a new or empty directory",
+                    f"{shown or root}: exists, is not empty, and is not an OCI layout",
+                    hint="give a new archive, or one of an OCI layout"
+                    if shown
+                    else "give a new or empty directory",
                 )
-        except OSError as e:
-            raise LayoutError(f"cannot create layout {root}: {e.strerror or e}") from None
-        writer = LayoutWriter(cls(root))
-        try:
-            with _locked(root):
+            writer = LayoutWriter(cls(root, shown))
+            try:
                 yield writer
                 writer.commit()
-        except BaseException:
-            writer.abort()
-            if created_root:
-                shutil.rmtree(root, ignore_errors=True)
-            raise
+            except BaseException:
+                writer.abort()
+                # Ours alone to remove: nothing was ever committed in it (no index.json),
+                # and a writer waiting on the lock makes it again (`_locked`).
+                if created_root and not (root / "index.json").exists():
+                    shutil.rmtree(root, ignore_errors=True)
+                raise
 
 
 class LayoutWriter:
@@ -204,7 +217,7 @@ class LayoutWriter:
         """A private directory inside the layout for staged files (same filesystem)."""
         if self._scratch is None:
             self.layout.root.mkdir(parents=True, exist_ok=True)
-            self._scratch = Path(tempfile.mkdtemp(prefix=".wasmctl-", dir=self.layout.root))
+            self._scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=self.layout.root))
         return self._scratch
 
     def add_bytes(self, media_type: str, data: bytes, **kw: object) -> Descriptor:
@@ -312,7 +325,7 @@ def layout_for_reading(ref: LayoutReference) -> Iterator[OCILayout]:
         return
     with tempfile.TemporaryDirectory(prefix="wasmctl-archive-") as tmp:
         extract_archive(ref.path, Path(tmp))
-        yield OCILayout.open(Path(tmp))
+        yield OCILayout.open(Path(tmp), shown=str(ref.path))
 
 
 @contextlib.contextmanager
@@ -326,7 +339,7 @@ def layout_for_writing(ref: LayoutReference) -> Iterator[LayoutWriter]:
         root = Path(tmp) / "layout"
         if ref.path.exists():
             extract_archive(ref.path, root)
-        with OCILayout.writer(root) as writer:
+        with OCILayout.writer(root, shown=str(ref.path)) as writer:
             yield writer
         write_archive(root, ref.path)
 
@@ -418,10 +431,25 @@ def _file_digest(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def _locked(root: Path) -> Iterator[None]:
-    fd = os.open(root, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+def _locked(root: Path) -> Iterator[bool]:
+    """`root`, made if missing, held under an exclusive `flock` (threads too: each opens
+    its own descriptor); True when this call made it. A writer that waited for the lock
+    while the directory's maker removed it (a failed first transaction) makes it again."""
+    while True:
+        try:
+            root.mkdir(parents=True)
+            created = True
+        except FileExistsError:
+            created = False
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                current = os.stat(root)
+            except FileNotFoundError:
+                continue
+            if os.path.samestat(os.fstat(fd), current):
+                yield created
+                return
+        finally:
+            os.close(fd)
