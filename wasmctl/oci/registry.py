@@ -332,31 +332,56 @@ class DeadlineTransport(httpx.BaseTransport):
     Timeouts come with each request: `httpx.Client` puts its `timeout` into every request's
     extensions, and they are handed to httpcore as they are. `network_backend` is for
     tests (a scripted socket); it is wrapped like the real one.
+
+    `ssl_context` may be a function that makes one: it is then called at the first https
+    request, never for a plain-HTTP registry (issue 15: loading the CA bundle costs ~25 ms
+    of CPU). So http and https have a connection pool each, made when first needed.
     """
 
     def __init__(
         self,
-        ssl_context: ssl.SSLContext,
+        ssl_context: ssl.SSLContext | Callable[[], ssl.SSLContext],
         *,
         network_backend: httpcore.NetworkBackend | None = None,
     ) -> None:
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=ssl_context,
-            max_connections=100,
-            max_keepalive_connections=20,
-            keepalive_expiry=5.0,
-            http1=True,
-            http2=False,
-            retries=0,
-            network_backend=_DeadlineBackend(network_backend or httpcore.SyncBackend()),
-        )
+        self._ssl_context = ssl_context
+        self._backend = _DeadlineBackend(network_backend or httpcore.SyncBackend())
+        self._pools: dict[bytes, httpcore.ConnectionPool] = {}
+        self._lock = threading.Lock()
+
+    def _pool(self, scheme: bytes) -> httpcore.ConnectionPool:
+        pool = self._pools.get(scheme)
+        if pool is not None:
+            return pool
+        with self._lock:
+            pool = self._pools.get(scheme)
+            if pool is None:
+                context = self._ssl_context
+                self._pools[scheme] = pool = httpcore.ConnectionPool(
+                    # a plain-HTTP pool never starts TLS (no proxies here: see _http_client)
+                    ssl_context=(
+                        None
+                        if scheme == b"http"
+                        else context
+                        if isinstance(context, ssl.SSLContext)
+                        else context()
+                    ),
+                    max_connections=100,
+                    max_keepalive_connections=20,
+                    keepalive_expiry=5.0,
+                    http1=True,
+                    http2=False,
+                    retries=0,
+                    network_backend=self._backend,
+                )
+            return pool
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if not isinstance(request.stream, httpx.SyncByteStream):
             raise TypeError("DeadlineTransport sends synchronous request bodies only")
         url = request.url
         try:
-            response = self._pool.handle_request(
+            response = self._pool(url.raw_scheme).handle_request(
                 httpcore.Request(
                     method=request.method,
                     url=httpcore.URL(
@@ -377,7 +402,10 @@ class DeadlineTransport(httpx.BaseTransport):
         )
 
     def close(self) -> None:
-        self._pool.close()
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.close()
 
 
 def _proxied() -> bool:
@@ -399,17 +427,20 @@ def _http_client(
     timeout still bounds each wait, but a status line or headers trickled through the proxy
     are not cut off at the deadline.
     """
-    verify: ssl.SSLContext | bool = (
-        ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
-    )
-    # httpx's own context for `verify=True` (SSL_CERT_FILE, SSL_CERT_DIR, else certifi).
-    ssl_context = httpx.create_ssl_context(verify=verify)
+    if ca_file:  # made now: an unreadable --ca-file is an error before any request
+        context = ssl.create_default_context(cafile=str(ca_file))
+        verify: ssl.SSLContext | Callable[[], ssl.SSLContext] = context
+    else:
+        # httpx's own context for `verify=True` (SSL_CERT_FILE, SSL_CERT_DIR, else certifi),
+        # made at the first https connection: a plain-HTTP registry never loads the bundle.
+        verify = httpx.create_ssl_context
     if transport is None and not _proxied():
-        transport = DeadlineTransport(ssl_context)
+        transport = DeadlineTransport(verify)
     # Redirects are followed by `RegistryClient._send`, never by httpx: which hop may carry
-    # credentials is this client's decision.
+    # credentials is this client's decision. httpx uses `verify` only for the transports it
+    # makes itself (with a proxy: `True` is the same bundle, loaded then).
     return httpx.Client(
-        verify=ssl_context,
+        verify=verify if isinstance(verify, ssl.SSLContext) else True,
         transport=transport,
         timeout=timeout,
         follow_redirects=False,
@@ -512,6 +543,7 @@ class RegistryClient:
             self._own_http = False
         self.http = http
         self._credentials = credentials
+        self._credentials_given = credentials is not None  # by `login`, which checks them
         if credentials is None and use_config:
             self._credentials = load_credentials(registry)
         self._basic = False
@@ -575,7 +607,8 @@ class RegistryClient:
                 if isinstance(e, httpx.ConnectError) or not self._may_retry(attempt, started, None):
                     raise RegistryError(
                         f"{method} {_redact(url)}: {type(e).__name__}: {_safe_text(e)}",
-                        hint="is the registry up and reachable? --plain-http for HTTP registries",
+                        hint="is the registry up and reachable? --plain-http HOST for an HTTP "
+                        "registry (loopback ones are plain HTTP already, unless --ca-file)",
                     ) from None
                 self._sleep(self.retry.delay(attempt, None))
                 attempt += 1
@@ -779,8 +812,21 @@ class RegistryClient:
         detail = self._scrub(detail)
         status = response.status_code
         hint = None
+        if (
+            status == 400
+            and self.base.startswith("http:")
+            and (b"HTTPS" in raw[:512] or response.http_version == "HTTP/1.0")
+        ):
+            # Go's and nginx's answer to plain HTTP on a TLS port ("Client sent an HTTP
+            # request to an HTTPS server"; Go's a bare HTTP/1.0 reply, bodiless to a HEAD):
+            # a loopback registry that speaks TLS.
+            return RegistryError(
+                f"{self.registry} speaks HTTPS and was sent plain HTTP",
+                hint="loopback registries are plain HTTP unless --ca-file FILE is given: "
+                "give the CA that signed its certificate",
+            )
         if status == 401:
-            hint = "log in first: wasmctl login " + self.registry
+            hint = self._credentials_hint()
         elif status == 403:
             hint = "the credentials lack permission for this repository"
         message = f"{method} {_redact(url)}: HTTP {status}" + (f" ({detail})" if detail else "")
@@ -789,6 +835,18 @@ class RegistryClient:
         if 400 <= status < 500 and status not in (401, 403, 408, 429):
             return InputError(message)  # the registry refused what was sent: retrying won't help
         return RegistryError(message, status=status, codes=codes, hint=hint)
+
+    def _credentials_hint(self, realm: str | None = None) -> str:
+        """What to try when credentials are missing or refused: `wasmctl login` when they
+        came from the config, and otherwise (they are the ones `login` is checking) what to
+        check about them."""
+        if not self._credentials_given:
+            return f"log in first: wasmctl login {self.registry}"
+        checked = f" (checked by its token service at {_host(realm)})" if realm else ""
+        return (
+            f"check the user name and the password or token{checked}; many registries "
+            "want an access token with the needed scopes, not the account password"
+        )
 
     def _scrub(self, text: str) -> str:
         """Registry-chosen text fit for a terminal: printable, short, without our secrets."""
@@ -816,8 +874,7 @@ class RegistryClient:
                 )
             if self._basic:
                 raise AuthError(
-                    f"{self.registry} refused the credentials",
-                    hint=f"wasmctl login {self.registry}",
+                    f"{self.registry} refused the credentials", hint=self._credentials_hint()
                 )
             self._basic = True
             return
@@ -894,7 +951,7 @@ class RegistryClient:
             _discard(response)
         if status in (401, 403):
             raise AuthError(
-                f"{self.registry} refused the credentials", hint=f"wasmctl login {self.registry}"
+                f"{self.registry} refused the credentials", hint=self._credentials_hint(realm)
             )
         if status in REDIRECT_STATUSES:
             raise AuthError(

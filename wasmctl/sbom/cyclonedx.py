@@ -22,8 +22,8 @@ edge, the outputter runs it again for every component (`Bom.validate`), and json
 checks `uniqueItems` by comparing every pair of components. So the graph is given to the
 `Bom` whole, the library's own serialiser (`as_json`, what its outputter calls) writes the
 document after the graph checks the outputter would make are made here with sets, and the
-library's strict 1.6 schema is checked by jsonschema with a `uniqueItems` that hashes each
-item's canonical JSON. Nothing of the library is patched.
+library's strict 1.6 schema is checked by jsonschema-rs, whose `uniqueItems` hashes each
+item. Nothing of the library is patched.
 
 `render(..., vulnerabilities=...)` adds the findings of `wasmctl audit` as the BOM's
 `vulnerabilities`, each affecting the component of its package in its module (made by
@@ -170,28 +170,43 @@ def _all_components(bom: Any) -> Iterator[Any]:
 
 @cache
 def _schema_validator() -> Any:
-    """cyclonedx-python-lib's strict 1.6 validator with a linear `uniqueItems`.
+    """The CycloneDX 1.6 JSON schema that cyclonedx-python-lib ships (with the SPDX licence,
+    cryptography and JSF schemas it refers to), strictly: formats are checked (`date-time`,
+    `iri-reference`, `idn-email`, `uri`), and unknown properties refused, as the library's
+    `JsonStrictValidator` does.
 
-    jsonschema compares every pair of items of an array of objects; here each item's
-    canonical JSON is hashed instead (JSON equality and text equality part only for
-    numbers written two ways, 7 and 7.0; the one number here, a CVSS score, is always
-    written by the library's one serialiser).
+    The check runs on jsonschema-rs, not on jsonschema (issue 15): importing jsonschema
+    imports every format checker it can find, and `rfc3987-syntax` (its checker for
+    `iri-reference`) compiles 38 lark grammars on import, 1.4 s of every `sbom` process for
+    one format. jsonschema-rs builds this validator in ~20 ms and checks the same formats;
+    its `uniqueItems` hashes items, so 10,000 components stay linear.
+    tests/unit/sbom/test_cyclonedx_schema.py holds it to the library's own validator.
     """
-    from cyclonedx.schema import SchemaVersion
-    from cyclonedx.validation.json import JsonStrictValidator
-    from jsonschema import ValidationError, validators  # type: ignore[import-untyped]
+    from importlib import resources
 
-    def unique_items(validator: Any, unique: bool, instance: Any, schema: Any) -> Any:
-        if unique and validator.is_type(instance, "array"):
-            keys = [json.dumps(item, sort_keys=True) for item in instance]
-            if len(set(keys)) != len(keys):
-                yield ValidationError(f"{instance!r:.200} has non-unique elements")
+    import jsonschema_rs
 
-    # The library builds its validator (schema, referenced schemas, format checker) on
-    # first use; the same pieces go into one with the linear keyword.
-    base = JsonStrictValidator(SchemaVersion.V1_6)._validator
-    linear = validators.extend(type(base), {"uniqueItems": unique_items})
-    return linear(base.schema, registry=base._registry, format_checker=base.format_checker)
+    schemas = resources.files("cyclonedx.schema") / "_res"  # the library's data files
+
+    def load(name: str) -> Any:
+        return json.loads((schemas / name).read_text(encoding="utf-8"))
+
+    referred = ("spdx", "cryptography-defs", "jsf-0.82")
+    registry = jsonschema_rs.Registry(
+        [
+            (
+                f"http://cyclonedx.org/schema/{name}.SNAPSHOT.schema.json",
+                load(f"{name}.SNAPSHOT.schema.json"),
+            )
+            for name in referred
+        ]
+    )
+    return jsonschema_rs.Draft7Validator(
+        load("bom-1.6.SNAPSHOT.schema.json"),
+        registry=registry,
+        validate_formats=True,
+        ignore_unknown_formats=False,
+    )
 
 
 class _Builder:
