@@ -6,15 +6,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
+from wasmctl._columns import fitted_lines
 from wasmctl._console import string_console
 from wasmctl._render import aligned_lines
 from wasmctl._text import printable
 
-# Beyond this many rows a list is written as plain aligned columns: rich measures and lays
-# out every cell first (200,000 imports took two minutes and 600 MB).
+# Beyond this many rows a list is written as plain aligned columns, whatever the width:
+# styling every row through rich costs too much (200,000 imports took two minutes and 600 MB).
 RICH_ROW_LIMIT = 2_000
 
 
@@ -28,7 +28,7 @@ def render_module_table(info: dict[str, Any], *, color: bool = False, width: int
 def _unit(console: Console, info: dict[str, Any], root: str, path: str) -> None:
     head = Text(f"{root} {path}" if path else root, style="bold")
     head.append(f"  {info['kind']}, {info['size']:,} bytes")
-    console.print(head)
+    console.print(head, soft_wrap=True)
     _field(console, "sha256", info["sha256"])
     if info.get("name"):
         _field(console, "name", info["name"])
@@ -64,21 +64,15 @@ def _rows(console: Console, header: tuple[str, ...], rows: Sequence[tuple[str, .
     if len(rows) > RICH_ROW_LIMIT:
         console.file.write("".join(f"{line}\n" for line in aligned_lines(header, rows)))
     elif rows:
-        table = _table(*header)
-        for row in rows:
-            table.add_row(*(Text(cell) for cell in row))
-        console.print(table)
+        # Within the width where names allow; a name too long is written whole (issue 15).
+        cells = [[(cell, "") for cell in row] for row in rows]
+        for line in fitted_lines(header, cells, console.width, header_style="bold"):
+            console.print(Text.assemble(*line), soft_wrap=True)
 
 
 def _field(console: Console, label: str, value: str) -> None:
-    console.print(Text(f"  {printable(label):<13} {printable(value)}"))
-
-
-def _table(*columns: str) -> Table:
-    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    return table
+    # soft_wrap: a long value is never broken by rich; the terminal shows it as it can
+    console.print(Text(f"  {printable(label):<13} {printable(value)}"), soft_wrap=True)
 
 
 def render_artifact_table(info: dict[str, Any], *, color: bool = False, width: int = 100) -> str:
@@ -86,7 +80,7 @@ def render_artifact_table(info: dict[str, Any], *, color: bool = False, width: i
     console, buffer = string_console(color=color, width=width)
     head = Text(printable(info["reference"]), style="bold")
     head.append(f"  {info['format']} artifact")
-    console.print(head)
+    console.print(head, soft_wrap=True)
     _field(console, "digest", info["digest"])
     _field(console, "media type", info["mediaType"])
     if info["index"]:
@@ -108,41 +102,39 @@ def render_artifact_table(info: dict[str, Any], *, color: bool = False, width: i
     _field(console, "config type", info["manifest"]["config"]["mediaType"])
     for key, value in sorted((info["manifest"].get("annotations") or {}).items()):
         _field(console, "annotation", f"{key}={value}")
-    table = _table("layer", "media type", "size", "wasm")
+    layers = []
     for layer in info["layers"]:
         title = layer["annotations"].get("org.opencontainers.image.title", "")
-        table.add_row(
-            Text(printable(f"{layer['digest'][:19]}… {title}".strip())),
-            Text(printable(layer["mediaType"])),
-            f"{layer['size']:,}",
-            "yes" if layer["wasm"] else "",
+        layers.append(
+            (
+                printable(f"{layer['digest'][:19]}… {title}".strip()),
+                printable(layer["mediaType"]),
+                f"{layer['size']:,}",
+                "yes" if layer["wasm"] else "",
+            )
         )
-    console.print(table)
+    _rows(console, ("layer", "media type", "size", "wasm"), layers)
     if info["index"]:
-        table = _table("index entry", "platform", "role")
+        entries = []
         for entry in info["index"]["manifests"]:
             platform = entry["platform"] or {}
             role = (
                 "attestation" if entry["attestation"] else "selected" if entry["selected"] else ""
             )
-            table.add_row(
-                entry["digest"][:19] + "…",
-                Text(printable(f"{platform.get('os', '?')}/{platform.get('architecture', '?')}"))
-                if platform
-                else "",
-                role,
+            os_arch = f"{platform.get('os', '?')}/{platform.get('architecture', '?')}"
+            entries.append(
+                (entry["digest"][:19] + "…", printable(os_arch) if platform else "", role)
             )
         console.print(Text(f"{info['index']['kind']}:", style="bold"))
-        console.print(table)
+        _rows(console, ("index entry", "platform", "role"), entries)
     if info.get("referrers"):
-        table = _table("referrer", "artifact type")
-        for referrer in info["referrers"]:
-            table.add_row(
-                referrer["digest"][:19] + "…", Text(printable(referrer["artifactType"] or ""))
-            )
-        console.print(table)
+        referrers = [
+            (referrer["digest"][:19] + "…", printable(referrer["artifactType"] or ""))
+            for referrer in info["referrers"]
+        ]
+        _rows(console, ("referrer", "artifact type"), referrers)
     if info.get("signatures"):
-        table = _table("signature", "kind", "signer")
+        signatures = []
         for found in info["signatures"]:
             kind = found["kind"]
             if found["kind"] == "attestation" and found["predicateType"]:
@@ -154,6 +146,6 @@ def render_artifact_table(info: dict[str, Any], *, color: bool = False, width: i
             signer = found["error"] or found["signer"]
             if len(signer) > 40 and signer.startswith("key "):  # `inspect -f json` has it all
                 signer = signer[:24] + "…"
-            table.add_row(Text(printable(source)), Text(printable(kind)), Text(printable(signer)))
-        console.print(table)
+            signatures.append((printable(source), printable(kind), printable(signer)))
+        _rows(console, ("signature", "kind", "signer"), signatures)
     return buffer.getvalue()

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from wasmctl._columns import Cell, fitted_lines
 from wasmctl._console import string_console
 from wasmctl._render import aligned_lines
 from wasmctl._text import printable
@@ -55,7 +56,7 @@ def render_table(report: ScanReport, *, color: bool = False, width: int = 100) -
     summary.append(", ".join(parts))
     summary.append("  ")
     summary.append(report.verdict.upper(), style=_VERDICT_STYLE[report.verdict])
-    console.print(summary)
+    console.print(summary, soft_wrap=True)
     return buffer.getvalue()
 
 
@@ -93,7 +94,7 @@ def _target(console: Console, target: TargetReport, *, show_policy: bool) -> Non
         head.append(f"  {target.kind}, {target.size:,} bytes")
     head.append("  ")
     head.append(target.verdict.upper(), style=_VERDICT_STYLE[target.verdict])
-    console.print(head)
+    console.print(head, soft_wrap=True)  # rich never breaks the path; the terminal may
     if len(target.imports) > RICH_ROW_LIMIT:
         _plain_rows(console, target, show_policy=show_policy)
     elif target.imports:
@@ -104,11 +105,14 @@ def _target(console: Console, target: TargetReport, *, show_policy: bool) -> Non
         )
         fixed = max(len(v.capability) for v in target.imports) + 6 + 20 + 12
         fixed += max(len(v.kind) for v in target.imports)
+        import_width = max(16, min(longest + 1, console.width - fixed))
+        if longest >= import_width:  # rich would fold a name: lay the rows out whole
+            _fitted_rows(console, target, show_policy=show_policy)
+            _notes(console, target)
+            return
         table.add_column("capability", no_wrap=True)
         # Names stay whole where they fit: a reader greps for them.
-        table.add_column(
-            "import", overflow="fold", width=max(16, min(longest + 1, console.width - fixed))
-        )
+        table.add_column("import", overflow="fold", width=import_width)
         table.add_column("kind", no_wrap=True)
         table.add_column("result", no_wrap=True)
         table.add_column("decided by", overflow="fold")
@@ -127,13 +131,40 @@ def _target(console: Console, target: TargetReport, *, show_policy: bool) -> Non
         console.print(table)
     elif target.error is None:
         console.print(Text("  no imports", style="dim"))
+    _notes(console, target)
+
+
+def _fitted_rows(console: Console, target: TargetReport, *, show_policy: bool) -> None:
+    """The imports as aligned columns within the width where the names allow, and every
+    name whole on its line where they do not (a pipe at 100 columns, issue 15)."""
+    rows: list[list[Cell]] = []
+    last = None
+    for _, v in _sorted_rows(target):
+        shown = v.display_name if v.direction == "import" else f"export {v.module}"
+        where = f" (nested {v.location})" if v.location else ""
+        rows.append(
+            [
+                (v.capability if v.capability != last else "", ""),
+                (printable(shown) + where, ""),
+                (v.kind, ""),
+                (v.decision, _DECISION_STYLE[v.decision]),
+                (printable(f"{v.policy}: {v.reason}" if show_policy else v.reason), ""),
+            ]
+        )
+        last = v.capability
+    header = ("capability", "import", "kind", "result", "decided by")
+    for line in fitted_lines(header, rows, console.width, prose=4, header_style="bold"):
+        console.print(Text.assemble(*line), soft_wrap=True)
+
+
+def _notes(console: Console, target: TargetReport) -> None:
     for finding in target.findings:
         if finding.module is not None:
             continue  # shown in the table above
         mark, style = ("✗", "red") if finding.level is Level.ERROR else ("!", "yellow")
         line = Text(f"  {mark} ", style=style)
         line.append(f"{finding.rule} {printable(finding.message)}")
-        console.print(line)
+        console.print(line, soft_wrap=True)
     if target.error is not None:
-        console.print(Text(f"  ✗ {printable(target.error)}", style="magenta"))
+        console.print(Text(f"  ✗ {printable(target.error)}", style="magenta"), soft_wrap=True)
     console.print()
