@@ -208,9 +208,10 @@ def test_transfers_report_progress(
 
 
 def test_progress_bars_only_at_a_terminal() -> None:
-    from wasmctl.cli._progress import TransferBars, transfer_progress
+    from wasmctl.cli._progress import TransferBars, TransferLines, transfer_progress
 
-    assert transfer_progress() is None  # pytest's stderr is not a terminal
+    # pytest's stderr is not a terminal: plain lines (tests/cli/test_progress.py), no bars
+    assert isinstance(transfer_progress(), TransferLines)
     bars = TransferBars()
     bars.start("small", "push tiny", 10)  # too small for a bar
     bars.start("big", "push big", 64 << 20)
