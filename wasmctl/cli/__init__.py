@@ -17,7 +17,6 @@ from typing import Annotated, NoReturn
 import typer
 import typer.main
 from typer import _click as click
-from typer.core import TyperGroup
 
 from wasmctl import __version__
 from wasmctl.cli import audit as audit_cmd
@@ -30,9 +29,10 @@ from wasmctl.cli import scan as scan_cmd
 from wasmctl.cli import serve as serve_cmd
 from wasmctl.cli import sign as sign_cmd
 from wasmctl.cli._common import SETTINGS
+from wasmctl.cli._help import HelpCommand, HelpGroup
 
 
-class _Commands(TyperGroup):
+class _Commands(HelpGroup):
     """The commands, and `gate serve` and `audit db update`: more words under `gate` and
     `audit`, which themselves take targets (a file named `serve` is still gated as
     `./serve`, a directory named `db` audited as `./db`)."""
@@ -50,12 +50,13 @@ class _Commands(TyperGroup):
 def _db_group() -> click.Command:
     db_app = typer.Typer(
         name="db",
+        cls=HelpGroup,
         help="The offline OSV database `audit` matches against.",
         no_args_is_help=True,
         add_completion=False,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
-    db_app.command("update", epilog=audit_cmd.DB_EXAMPLES)(audit_cmd.db_update)
+    db_app.command("update", cls=HelpCommand, epilog=audit_cmd.DB_EXAMPLES)(audit_cmd.db_update)
     db_app.callback()(lambda: None)  # a group, even with one command
     return typer.main.get_command(db_app)
 
@@ -64,23 +65,30 @@ def _subcommand(name: str, function: Callable[..., None], epilog: str) -> click.
     sub_app = typer.Typer(
         add_completion=False, context_settings={"help_option_names": ["-h", "--help"]}
     )
-    sub_app.command(name, epilog=epilog)(function)
+    sub_app.command(name, cls=HelpCommand, epilog=epilog)(function)
     return typer.main.get_command(sub_app)
 
+
+EXAMPLES = """
+Examples:
+
+  wasmctl scan --preset no-network dist/
+  wasmctl build app.wasm -t ghcr.io/acme/app:v1
+  wasmctl sign ghcr.io/acme/app:v1
+  wasmctl sbom ghcr.io/acme/app:v1 --attest
+  wasmctl gate --policy gate.yaml k8s/
+  wasmctl gate serve --policy gate.yaml --tls-cert tls.crt --tls-key tls.key
+  wasmctl audit db update && wasmctl audit --fail-on high ghcr.io/acme/app:v1
+
+Exit codes: 0 ok, 1 denied, 2 bad input, 3 registry or network, 4 a bug.
+"""
 
 app = typer.Typer(
     cls=_Commands,
     name="wasmctl",
     help="Supply-chain toolkit for WebAssembly on OCI registries: inspect, scan, build, "
     "push and pull, sign and verify, SBOMs, known vulnerabilities, and the pre-deploy gate.",
-    epilog="Examples:  wasmctl scan --preset no-network dist/  ·  "
-    "wasmctl build app.wasm -t ghcr.io/acme/app:v1  ·  "
-    "wasmctl sign ghcr.io/acme/app:v1  ·  "
-    "wasmctl sbom ghcr.io/acme/app:v1 --attest ghcr.io/acme/app:v1  ·  "
-    "wasmctl gate --policy gate.yaml k8s/  ·  "
-    "wasmctl gate serve --policy gate.yaml --tls-cert tls.crt --tls-key tls.key  ·  "
-    "wasmctl audit db update && wasmctl audit --fail-on high ghcr.io/acme/app:v1  ·  "
-    "Exit codes: 0 ok, 1 denied, 2 bad input, 3 registry/network, 4 bug.",
+    epilog=EXAMPLES,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -112,21 +120,25 @@ def _global(
     SETTINGS.no_color = no_color
 
 
-app.command("inspect", epilog=inspect_cmd.EXAMPLES)(inspect_cmd.inspect)
-app.command("build", epilog=build_cmd.EXAMPLES)(build_cmd.build)
-app.command("push", epilog=registry_cmd.PUSH_EXAMPLES)(registry_cmd.push)
-app.command("pull", epilog=registry_cmd.PULL_EXAMPLES)(registry_cmd.pull)
-app.command("copy", epilog=registry_cmd.COPY_EXAMPLES)(registry_cmd.copy_cmd)
-app.command("tag", epilog=registry_cmd.TAG_EXAMPLES)(registry_cmd.tag_cmd)
-app.command("login", epilog=registry_cmd.LOGIN_EXAMPLES)(registry_cmd.login)
-app.command("logout", epilog=registry_cmd.LOGIN_EXAMPLES)(registry_cmd.logout)
-app.command("scan", epilog=scan_cmd.EXAMPLES)(scan_cmd.scan)
-app.command("sbom", epilog=sbom_cmd.EXAMPLES)(sbom_cmd.sbom)
-app.command("gate", epilog=gate_cmd.EXAMPLES)(gate_cmd.gate)
-app.command("audit", epilog=audit_cmd.EXAMPLES)(audit_cmd.audit)
-app.command("generate-key-pair", epilog=sign_cmd.KEYPAIR_EXAMPLES)(sign_cmd.generate_key_pair)
-app.command("sign", epilog=sign_cmd.SIGN_EXAMPLES)(sign_cmd.sign)
-app.command("verify", epilog=sign_cmd.VERIFY_EXAMPLES)(sign_cmd.verify)
+def _command(name: str, epilog: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    return app.command(name, cls=HelpCommand, epilog=epilog)
+
+
+_command("inspect", epilog=inspect_cmd.EXAMPLES)(inspect_cmd.inspect)
+_command("build", epilog=build_cmd.EXAMPLES)(build_cmd.build)
+_command("push", epilog=registry_cmd.PUSH_EXAMPLES)(registry_cmd.push)
+_command("pull", epilog=registry_cmd.PULL_EXAMPLES)(registry_cmd.pull)
+_command("copy", epilog=registry_cmd.COPY_EXAMPLES)(registry_cmd.copy_cmd)
+_command("tag", epilog=registry_cmd.TAG_EXAMPLES)(registry_cmd.tag_cmd)
+_command("login", epilog=registry_cmd.LOGIN_EXAMPLES)(registry_cmd.login)
+_command("logout", epilog=registry_cmd.LOGIN_EXAMPLES)(registry_cmd.logout)
+_command("scan", epilog=scan_cmd.EXAMPLES)(scan_cmd.scan)
+app.command("sbom", cls=sbom_cmd.SbomCommand, epilog=sbom_cmd.EXAMPLES)(sbom_cmd.sbom)
+_command("gate", epilog=gate_cmd.EXAMPLES)(gate_cmd.gate)
+_command("audit", epilog=audit_cmd.EXAMPLES)(audit_cmd.audit)
+_command("generate-key-pair", epilog=sign_cmd.KEYPAIR_EXAMPLES)(sign_cmd.generate_key_pair)
+_command("sign", epilog=sign_cmd.SIGN_EXAMPLES)(sign_cmd.sign)
+_command("verify", epilog=sign_cmd.VERIFY_EXAMPLES)(sign_cmd.verify)
 
 
 def run(argv: Sequence[str] | None = None) -> int:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from wasmctl.cli._common import info, one_of, terminal_width, use_color, write_output
+from wasmctl.cli._help import choices_metavar
 from wasmctl.cli.registry import CaFile, PlainHttp, registry_options
 
 if TYPE_CHECKING:
@@ -30,7 +31,8 @@ Examples:
 
   wasmctl audit --format sarif -o audit.sarif dist/
 
-  wasmctl audit --db /mnt/osv --max-db-age 7d --ignore-file audit-ignore.yaml oci:out:v1
+  wasmctl audit --db /mnt/osv --max-db-age 7d \\
+    --ignore-file audit-ignore.yaml oci:out:v1
 
 Exit codes: 0 nothing at or above --fail-on, 1 found, 2 bad input or no database,
 3 registry unreachable, or the database is older than --max-db-age.
@@ -70,7 +72,7 @@ def audit(
     db: Database_ = None,
     fmt: Annotated[
         str,
-        typer.Option("--format", "-f", help=f"Output format: {one_of(FORMATS)}."),
+        typer.Option("--format", "-f", help="Output format.", metavar=choices_metavar(FORMATS)),
     ] = "table",
     output: Annotated[
         Path | None,
@@ -80,9 +82,9 @@ def audit(
         str,
         typer.Option(
             "--fail-on",
-            help=f"Exit 1 for a vulnerability rated at least this: {one_of(THRESHOLDS)}. "
+            help="Exit 1 for a vulnerability rated at least this. "
             "`any` includes those of unknown severity (Go's database rates none).",
-            metavar="RATING",
+            metavar=choices_metavar(THRESHOLDS),
         ),
     ] = "any",
     ignore: Annotated[

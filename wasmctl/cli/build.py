@@ -69,21 +69,27 @@ def build(
         ),
     ] = None,
     version: Annotated[
-        str | None, typer.Option("--version", help="org.opencontainers.image.version")
+        str | None,
+        typer.Option("--version", help="org.opencontainers.image.version", metavar="VERSION"),
     ] = None,
     source: Annotated[
-        str | None, typer.Option("--source", help="org.opencontainers.image.source")
+        str | None, typer.Option("--source", help="org.opencontainers.image.source", metavar="URL")
     ] = None,
     revision: Annotated[
-        str | None, typer.Option("--revision", help="org.opencontainers.image.revision")
+        str | None,
+        typer.Option("--revision", help="org.opencontainers.image.revision", metavar="REV"),
     ] = None,
     description: Annotated[
-        str | None, typer.Option("--description", help="org.opencontainers.image.description")
+        str | None,
+        typer.Option("--description", help="org.opencontainers.image.description", metavar="TEXT"),
     ] = None,
     license_: Annotated[
-        str | None, typer.Option("--license", help="org.opencontainers.image.licenses (SPDX)")
+        str | None,
+        typer.Option("--license", help="org.opencontainers.image.licenses (SPDX)", metavar="SPDX"),
     ] = None,
-    author: Annotated[str | None, typer.Option("--author", help="The config's author.")] = None,
+    author: Annotated[
+        str | None, typer.Option("--author", help="The config's author.", metavar="NAME")
+    ] = None,
     plain_http: PlainHttp = None,
     ca_file: CaFile = None,
     target: Annotated[

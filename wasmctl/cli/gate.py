@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from wasmctl.cli._common import info, one_of, write_output
+from wasmctl.cli._help import choices_metavar
 from wasmctl.cli.registry import CaFile, PlainHttp, registry_options
 from wasmctl.gate.formats import GateFormat
 
@@ -43,7 +44,9 @@ def gate(
     ],
     fmt: Annotated[
         str,
-        typer.Option("--format", "-f", help=f"Output format: {one_of(GateFormat)}."),
+        typer.Option(
+            "--format", "-f", help="Output format.", metavar=choices_metavar(list(GateFormat))
+        ),
     ] = GateFormat.TABLE.value,
     output: Annotated[
         Path | None,

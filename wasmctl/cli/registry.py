@@ -13,13 +13,28 @@ from wasmctl.cli._common import info
 if TYPE_CHECKING:
     from wasmctl.oci.source import RegistryOptions
 
+
+def _plain_http_hosts(values: list[str] | None) -> list[str] | None:
+    """Each `--plain-http` value as a host, checked as it is parsed: a flag that takes a
+    value must not take the next argument (`--plain-http oci:out:v1 REF`) silently."""
+    from wasmctl.errors import InputError
+    from wasmctl.oci.reference import plain_http_host
+
+    try:
+        return [plain_http_host(value) for value in values] if values else values
+    except InputError as e:
+        raise typer.BadParameter(e.diagnostics()) from None
+
+
 PlainHttp = Annotated[
     list[str] | None,
     typer.Option(
         "--plain-http",
-        help="Talk HTTP, not HTTPS, to this registry (host[:port]); repeatable. "
-        "Use it for local test registries only.",
+        help="Talk HTTP, not HTTPS, to this registry: host:port, or a host for any port; "
+        "repeatable. Loopback registries (localhost, 127.0.0.0/8, ::1) are plain HTTP "
+        "already, unless --ca-file is given.",
         metavar="HOST",
+        callback=_plain_http_hosts,
     ),
 ]
 CaFile = Annotated[
@@ -32,7 +47,7 @@ Examples:
 
   wasmctl push oci:out:v1 ghcr.io/acme/app:v1
 
-  wasmctl push --plain-http localhost:5000 oci-archive:app.tar localhost:5000/app:v1
+  wasmctl push oci-archive:app.tar localhost:5000/app:v1
 """
 PULL_EXAMPLES = """
 Examples:
@@ -222,6 +237,7 @@ def login(
     """
     from wasmctl.errors import InputError
     from wasmctl.oci.auth import Credentials, store_credentials
+    from wasmctl.oci.reference import speaks_plain_http
     from wasmctl.oci.registry import RegistryClient
 
     if password_stdin:
@@ -242,7 +258,7 @@ def login(
         registry,
         credentials=credentials,
         use_config=False,
-        plain_http=registry in hosts,
+        plain_http=speaks_plain_http(registry, hosts, ca_file=ca_file is not None),
         ca_file=ca_file,
     ) as client:
         client.ping()

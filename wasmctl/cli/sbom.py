@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from wasmctl.cli._common import info, write_output
+from wasmctl.cli._help import HelpCommand
 from wasmctl.cli.registry import CaFile, PlainHttp, registry_options
 from wasmctl.cli.sign import (
     IdentityToken,
@@ -28,8 +29,30 @@ Examples:
 
   wasmctl sbom ghcr.io/acme/app:v1 --attach ghcr.io/acme/app:v1
 
-  wasmctl sbom oci:out:v1 --attest oci:out:v1 --key cosign.key
+  wasmctl sbom oci:out:v1 --attest --key cosign.key
 """
+
+
+class SbomCommand(HelpCommand):
+    """`sbom`, whose `--attest` may come without a value: then it means TARGET."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, attest_alone(args))
+
+
+def attest_alone(args: list[str]) -> list[str]:
+    """`--attest` last, or followed by another option, as `--attest=` (the target): the
+    parser has no option whose value may be left out, and `--attest REF` keeps its REF."""
+    out = list(args)
+    for i, arg in enumerate(out):
+        if arg == "--":
+            break
+        following = out[i + 1] if i + 1 < len(out) else None
+        if arg == "--attest" and (
+            following is None or (following.startswith("-") and following != "-")
+        ):
+            out[i] = "--attest="
+    return out
 
 
 def sbom(
@@ -60,9 +83,10 @@ def sbom(
         str | None,
         typer.Option(
             "--attest",
-            help="Also sign the SBOM into an in-toto attestation about this artifact, stored "
-            "as a referrer (keyless, or with --key).",
-            metavar="REF",
+            help="Also sign the SBOM into an in-toto attestation about REF, stored as a "
+            "referrer (keyless, or with --key). Without REF (last, or before another "
+            "option): about TARGET.",
+            metavar="[REF]",
         ),
     ] = None,
     with_vulnerabilities: Annotated[
@@ -101,6 +125,14 @@ def sbom(
 
     if (key or identity_token or trust_config) and attest is None:
         raise InputError("--key, --identity-token and --trust-config are for --attest")
+    if attest == "":  # `--attest` alone: the artifact described
+        if is_file_target(target):
+            raise InputError(
+                f"--attest without REF attests TARGET, and {target} is a file",
+                hint="an attestation is stored beside an artifact: build it into oci:DIR:TAG "
+                "or push it, and attest that",
+            )
+        attest = target
     if db is not None and not with_vulnerabilities:
         raise InputError("--db is for --with-vulnerabilities")
     database = None

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from wasmctl.cli._help import choices_metavar
 from wasmctl.cli.registry import CaFile, PlainHttp
 
 EXAMPLES = """
@@ -15,8 +16,8 @@ Examples:
 
   wasmctl gate serve --policy gate.yaml --tls-cert tls.crt --tls-key tls.key
 
-  wasmctl gate serve --policy /etc/wasmctl/policy/gate.yaml --tls-cert /tls/tls.crt
-  --tls-key /tls/tls.key --mode warn --on-error allow
+  wasmctl gate serve --policy /etc/wasmctl/policy/gate.yaml \\
+    --tls-cert /tls/tls.crt --tls-key /tls/tls.key --mode warn --on-error allow
 
 Install: deploy/ and docs/admission.md.
 """
@@ -73,6 +74,7 @@ def serve(
         typer.Option(
             "--mode",
             help="enforce: deny what the gate denies. warn: admit it, with warnings.",
+            metavar=choices_metavar(("enforce", "warn")),
         ),
     ] = "enforce",
     warn_namespace: Annotated[
@@ -96,7 +98,8 @@ def serve(
         str,
         typer.Option(
             "--on-error",
-            help="When no verdict can be had in time (registry down, deadline): deny or allow.",
+            help="What to answer when no verdict can be had in time (registry down, deadline).",
+            metavar=choices_metavar(("deny", "allow")),
         ),
     ] = "deny",
     allow_ttl: Annotated[

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 KEYPAIR_EXAMPLES = """
 Examples:
 
-  wasmctl generate-key-pair                       # cosign.key, cosign.pub
+  wasmctl generate-key-pair                 # cosign.key, cosign.pub
 
   COSIGN_PASSWORD=... wasmctl generate-key-pair --output-key-prefix release
 """
@@ -30,9 +30,9 @@ Examples:
 
   wasmctl sign --key cosign.key oci:out:v1
 
-  wasmctl sign ghcr.io/acme/app:v1                # keyless: CI's OIDC token or a browser
+  wasmctl sign ghcr.io/acme/app:v1          # keyless: CI's token, or a browser
 
-  wasmctl sign --key cosign.key app.wasm          # writes app.wasm.sigstore.json
+  wasmctl sign --key cosign.key app.wasm    # writes app.wasm.sigstore.json
 """
 VERIFY_EXAMPLES = """
 Examples:
@@ -43,7 +43,8 @@ Examples:
     --certificate-identity-regexp 'https://github.com/acme/app/.*' \\
     --certificate-oidc-issuer https://token.actions.githubusercontent.com
 
-  wasmctl verify app.wasm --bundle app.wasm.sigstore.json --key cosign.pub --trusted-root root.json
+  wasmctl verify app.wasm --bundle app.wasm.sigstore.json --key cosign.pub \\
+    --trusted-root root.json
 """
 
 
@@ -75,7 +76,15 @@ BundleOption = Annotated[
     Path | None,
     typer.Option(
         "--bundle",
-        help="For a file: the bundle to write or read (default FILE.sigstore.json).",
+        help="For a file: where to write its bundle (default FILE.sigstore.json).",
+        metavar="PATH",
+    ),
+]
+BundleToRead = Annotated[
+    Path | None,
+    typer.Option(
+        "--bundle",
+        help="For a file: the bundle to verify it with (default FILE.sigstore.json).",
         metavar="PATH",
     ),
 ]
@@ -99,7 +108,10 @@ def generate_key_pair(
     output_key_prefix: Annotated[
         str,
         typer.Option(
-            "--output-key-prefix", help="Write PREFIX.key and PREFIX.pub.", metavar="PREFIX"
+            "--output-key-prefix",
+            help="Write PREFIX.key and PREFIX.pub; a directory (an existing one, or a "
+            "PREFIX ending in /) gets DIR/cosign.key and DIR/cosign.pub.",
+            metavar="PREFIX",
         ),
     ] = "cosign",
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing key files.")] = False,
@@ -112,8 +124,11 @@ def generate_key_pair(
     from wasmctl.sign.keys import generate_key_pair as generate
     from wasmctl.sign.keys import write_key_pair
 
+    prefix = Path(output_key_prefix)
+    if output_key_prefix.endswith(("/", os.sep)) or prefix.is_dir():
+        prefix /= "cosign"  # not `adir.key` beside the directory that was named
     password = _password("Password for the private key", confirm=True)
-    key_path, pub_path = write_key_pair(generate(password), Path(output_key_prefix), force=force)
+    key_path, pub_path = write_key_pair(generate(password), prefix, force=force)
     info(f"Private key written to {key_path}")
     info(f"Public key written to {pub_path}")
 
@@ -306,11 +321,12 @@ def verify(
         typer.Option(
             "--require",
             min=1,
+            metavar="N",
             help="How many distinct signers (keys, or keyless identities) must have "
             "signed; copies of one signer's signature count once.",
         ),
     ] = 1,
-    bundle: BundleOption = None,
+    bundle: BundleToRead = None,
     trusted_root: Annotated[
         Path | None,
         typer.Option(
