@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from wasmctl import __version__
+from wasmctl._sarif import INFORMATION_URI, SCHEMA
 from wasmctl._text import printable
 from wasmctl.gate.formats import GateFormat
 from wasmctl.gate.model import GateReport, Status, TargetResult, Verdict
@@ -125,11 +126,11 @@ def sarif(report: GateReport) -> dict[str, Any]:
                 },
             })  # fmt: skip
     return {
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "$schema": SCHEMA,
         "version": "2.1.0",
         "runs": [{
             "tool": {"driver": {"name": "wasmctl-gate", "version": __version__,
-                                "informationUri": "https://github.com/wasmctl/wasmctl",
+                                "informationUri": INFORMATION_URI,
                                 "rules": rules}},
             "results": results,
         }],

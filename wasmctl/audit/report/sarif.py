@@ -28,7 +28,7 @@ import os
 from pathlib import PurePosixPath
 from typing import Any
 
-from wasmctl import __version__
+from wasmctl._sarif import SCHEMA, tool
 from wasmctl.audit.model import AuditReport, Place, Placed, Rating, TargetAudit
 from wasmctl.audit.report.rows import (
     digest,
@@ -39,8 +39,6 @@ from wasmctl.audit.report.rows import (
     timestamp,
 )
 
-SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-INFORMATION_URI = "https://github.com/wasmctl/wasmctl"
 FINGERPRINT = "wasmctlVulnerability/v1"
 
 LEVELS = {
@@ -76,19 +74,11 @@ def sarif_log(report: AuditReport) -> dict[str, Any]:
     uris = {id(t): _artifact(t) for t in report.targets}
     errors = [t for t in report.targets if t.error is not None]
     return {
-        "$schema": SARIF_SCHEMA,
+        "$schema": SCHEMA,
         "version": "2.1.0",
         "runs": [
             {
-                "tool": {
-                    "driver": {
-                        "name": "wasmctl",
-                        "version": __version__,
-                        "semanticVersion": __version__,
-                        "informationUri": INFORMATION_URI,
-                        "rules": [_rule(first[ident]) for ident in rule_ids],
-                    }
-                },
+                "tool": tool([_rule(first[ident]) for ident in rule_ids]),
                 "automationDetails": {"id": "wasmctl/audit/"},
                 "invocations": [
                     {

@@ -14,12 +14,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import PurePosixPath
 from typing import Any
 
-from wasmctl import __version__
 from wasmctl._render import iter_json
+from wasmctl._sarif import SCHEMA, tool
 from wasmctl.scan.model import Finding, Level, RuleId, ScanReport
-
-SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-INFORMATION_URI = "https://github.com/wasmctl/wasmctl"
 
 # id -> (name, short description, help, security-severity)
 _RULES: dict[RuleId, tuple[str, str, str, str]] = {
@@ -109,19 +106,11 @@ def _results(report: ScanReport) -> Iterator[dict[str, Any]]:
 
 def _log(report: ScanReport, results: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return {
-        "$schema": SARIF_SCHEMA,
+        "$schema": SCHEMA,
         "version": "2.1.0",
         "runs": [
             {
-                "tool": {
-                    "driver": {
-                        "name": "wasmctl",
-                        "version": __version__,
-                        "semanticVersion": __version__,
-                        "informationUri": INFORMATION_URI,
-                        "rules": [_rule(r) for r in _RULE_ORDER],
-                    }
-                },
+                "tool": tool([_rule(r) for r in _RULE_ORDER]),
                 "automationDetails": {"id": f"wasmctl/scan/{'+'.join(report.policies)}/"},
                 "columnKind": "unicodeCodePoints",
                 "results": results,
