@@ -106,8 +106,8 @@ log "2/3 in process: scan_file and parse_file (perf_counter_ns)"
 
 # --- 3. start-up: --help ------------------------------------------------------------------
 # The bare app gets as many top-level commands as wasmctl has (commands and sub-apps).
-N_COMMANDS=$("$PY" -c 'from wasmctl.cli import app
-print(len(app.registered_commands) + len(app.registered_groups))')
+N_COMMANDS=$("$PY" -c 'from wasmctl.cli import COMMANDS
+print(len(COMMANDS))')
 export BARE_TYPER_COMMANDS=$N_COMMANDS
 
 # What is fair: `wasmctl` is a pip console script, an 8-line Python file with a shebang to

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import typer.main
 
+from wasmctl import cli
 from wasmctl.cli import EXAMPLES, app, run
 from wasmctl.cli.audit import FORMATS, THRESHOLDS
 from wasmctl.gate.formats import GateFormat
@@ -17,7 +18,7 @@ from wasmctl.gate.formats import GateFormat
 WIDTH = 80
 COMMANDS = [
     [],
-    *([c.name] for c in app.registered_commands if c.name),
+    *([name] for name in cli.COMMANDS),
     ["gate", "serve"],
     ["audit", "db"],
     ["audit", "db", "update"],

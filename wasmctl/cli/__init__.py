@@ -1,53 +1,134 @@
 """The `wasmctl` command line: thin typer commands over the library.
 
 `main()` is the only place where exceptions become messages and exit codes (DESIGN.md §1):
-0 success, 1 denied, 2 bad input, 3 registry or network, 4 a bug. Heavy imports happen
-inside the commands, so `wasmctl --help` stays fast.
+0 success, 1 denied, 2 bad input, 3 registry or network, 4 a bug.
+
+A run builds only the command it runs: `COMMANDS` says where each one is defined, and its
+module is imported, and its signature turned into click parameters, when it is first asked
+for. Doing that for every command took most of the time of `wasmctl --version` (issue 15).
+Heavy imports happen inside the commands, so a command's `--help` stays fast too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import Annotated, NoReturn
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from typing import Annotated, Any, NamedTuple, NoReturn
 
 import typer
 import typer.main
 from typer import _click as click
 
 from wasmctl import __version__
-from wasmctl.cli import audit as audit_cmd
-from wasmctl.cli import build as build_cmd
-from wasmctl.cli import gate as gate_cmd
-from wasmctl.cli import inspect as inspect_cmd
-from wasmctl.cli import registry as registry_cmd
-from wasmctl.cli import sbom as sbom_cmd
-from wasmctl.cli import scan as scan_cmd
-from wasmctl.cli import serve as serve_cmd
-from wasmctl.cli import sign as sign_cmd
 from wasmctl.cli._common import SETTINGS
 from wasmctl.cli._help import HelpCommand, HelpGroup
 
 
+class Entry(NamedTuple):
+    """Where a command is defined: its module in `wasmctl.cli`, and the names there of the
+    function typer makes it from, of its examples (the epilog), and of its own command class
+    if it has one (`HelpCommand` otherwise)."""
+
+    module: str
+    function: str
+    epilog: str = "EXAMPLES"
+    cls: str | None = None
+
+
+# The top-level commands, in the order `wasmctl --help` lists them.
+COMMANDS: dict[str, Entry] = {
+    "inspect": Entry("inspect", "inspect"),
+    "build": Entry("build", "build"),
+    "push": Entry("registry", "push", "PUSH_EXAMPLES"),
+    "pull": Entry("registry", "pull", "PULL_EXAMPLES"),
+    "copy": Entry("registry", "copy_cmd", "COPY_EXAMPLES"),
+    "tag": Entry("registry", "tag_cmd", "TAG_EXAMPLES"),
+    "login": Entry("registry", "login", "LOGIN_EXAMPLES"),
+    "logout": Entry("registry", "logout", "LOGIN_EXAMPLES"),
+    "scan": Entry("scan", "scan"),
+    "sbom": Entry("sbom", "sbom", cls="SbomCommand"),
+    "gate": Entry("gate", "gate"),
+    "audit": Entry("audit", "audit"),
+    "generate-key-pair": Entry("sign", "generate_key_pair", "KEYPAIR_EXAMPLES"),
+    "sign": Entry("sign", "sign", "SIGN_EXAMPLES"),
+    "verify": Entry("sign", "verify", "VERIFY_EXAMPLES"),
+}
+_GATE_SERVE = Entry("serve", "serve")
+
+
 class _Commands(HelpGroup):
-    """The commands, and `gate serve` and `audit db update`: more words under `gate` and
+    """The top-level group: its commands are built from `COMMANDS` one at a time, when
+    asked for. Also `gate serve` and `audit db update`: more words under `gate` and
     `audit`, which themselves take targets (a file named `serve` is still gated as
     `./serve`, a directory named `db` audited as `./db`)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.commands = _OnDemand(self.commands)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)  # typer's reads `commands.items()`: would build them all
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
         if args[:2] == ["gate", "serve"]:
-            return "gate serve", _subcommand("serve", serve_cmd.serve, serve_cmd.EXAMPLES), args[2:]
+            return "gate serve", _build("serve", _GATE_SERVE), args[2:]
         if args[:2] == ["audit", "db"]:
             return "audit db", _db_group(), args[2:]
         return super().resolve_command(ctx, args)
 
 
+class _OnDemand(MutableMapping[str, click.Command]):
+    """The group's commands by name: those of `COMMANDS`, each built the first time it is
+    looked up, and any added to the group as they are."""
+
+    def __init__(self, added: Mapping[str, click.Command]) -> None:
+        self._commands: dict[str, click.Command | None] = {**dict.fromkeys(COMMANDS), **added}
+
+    def __getitem__(self, name: str) -> click.Command:
+        command = self._commands[name]
+        if command is None:
+            command = self._commands[name] = _build(name, COMMANDS[name])
+        return command
+
+    def __contains__(self, name: object) -> bool:  # without building it
+        return name in self._commands
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self._commands[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._commands[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._commands)
+
+    def __len__(self) -> int:
+        return len(self._commands)
+
+
+def _build(name: str, entry: Entry) -> click.Command:
+    """Import the command's module and make that one command, through a typer app of its own."""
+    module = importlib.import_module(f"wasmctl.cli.{entry.module}")
+    one_app = typer.Typer(
+        add_completion=False, context_settings={"help_option_names": ["-h", "--help"]}
+    )
+    one_app.command(
+        name,
+        cls=getattr(module, entry.cls) if entry.cls else HelpCommand,
+        epilog=getattr(module, entry.epilog),
+    )(getattr(module, entry.function))
+    return typer.main.get_command(one_app)
+
+
 def _db_group() -> click.Command:
+    from wasmctl.cli import audit
+
     db_app = typer.Typer(
         name="db",
         cls=HelpGroup,
@@ -56,17 +137,9 @@ def _db_group() -> click.Command:
         add_completion=False,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
-    db_app.command("update", cls=HelpCommand, epilog=audit_cmd.DB_EXAMPLES)(audit_cmd.db_update)
+    db_app.command("update", cls=HelpCommand, epilog=audit.DB_EXAMPLES)(audit.db_update)
     db_app.callback()(lambda: None)  # a group, even with one command
     return typer.main.get_command(db_app)
-
-
-def _subcommand(name: str, function: Callable[..., None], epilog: str) -> click.Command:
-    sub_app = typer.Typer(
-        add_completion=False, context_settings={"help_option_names": ["-h", "--help"]}
-    )
-    sub_app.command(name, cls=HelpCommand, epilog=epilog)(function)
-    return typer.main.get_command(sub_app)
 
 
 EXAMPLES = """
@@ -83,6 +156,8 @@ Examples:
 Exit codes: 0 ok, 1 denied, 2 bad input, 3 registry or network, 4 a bug.
 """
 
+# The group and its global options. No command is registered on it (`COMMANDS` lists them):
+# `typer.main.get_command(app)` is a `_Commands`, which builds each when it is looked up.
 app = typer.Typer(
     cls=_Commands,
     name="wasmctl",
@@ -118,27 +193,6 @@ def _global(
     SETTINGS.verbose = verbose
     SETTINGS.quiet = quiet
     SETTINGS.no_color = no_color
-
-
-def _command(name: str, epilog: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    return app.command(name, cls=HelpCommand, epilog=epilog)
-
-
-_command("inspect", epilog=inspect_cmd.EXAMPLES)(inspect_cmd.inspect)
-_command("build", epilog=build_cmd.EXAMPLES)(build_cmd.build)
-_command("push", epilog=registry_cmd.PUSH_EXAMPLES)(registry_cmd.push)
-_command("pull", epilog=registry_cmd.PULL_EXAMPLES)(registry_cmd.pull)
-_command("copy", epilog=registry_cmd.COPY_EXAMPLES)(registry_cmd.copy_cmd)
-_command("tag", epilog=registry_cmd.TAG_EXAMPLES)(registry_cmd.tag_cmd)
-_command("login", epilog=registry_cmd.LOGIN_EXAMPLES)(registry_cmd.login)
-_command("logout", epilog=registry_cmd.LOGIN_EXAMPLES)(registry_cmd.logout)
-_command("scan", epilog=scan_cmd.EXAMPLES)(scan_cmd.scan)
-app.command("sbom", cls=sbom_cmd.SbomCommand, epilog=sbom_cmd.EXAMPLES)(sbom_cmd.sbom)
-_command("gate", epilog=gate_cmd.EXAMPLES)(gate_cmd.gate)
-_command("audit", epilog=audit_cmd.EXAMPLES)(audit_cmd.audit)
-_command("generate-key-pair", epilog=sign_cmd.KEYPAIR_EXAMPLES)(sign_cmd.generate_key_pair)
-_command("sign", epilog=sign_cmd.SIGN_EXAMPLES)(sign_cmd.sign)
-_command("verify", epilog=sign_cmd.VERIFY_EXAMPLES)(sign_cmd.verify)
 
 
 def run(argv: Sequence[str] | None = None) -> int:
