@@ -1,4 +1,4 @@
-"""The registry client: OCI distribution-spec v1.1 on one `httpx.Client`.
+"""The registry client: OCI distribution-spec v1.1 over one transport (http.py).
 
 What it does, and why (shared/reference/oci-formats.md §4):
 - HEAD before every blob upload, so a blob the registry has is never sent again; cross-repo
@@ -20,9 +20,10 @@ What it does, and why (shared/reference/oci-formats.md §4):
   to another origin), every exchange has an overall deadline (`TimeoutPolicy`), every body
   read into memory is bounded, and a size that does not match the bytes is an error.
 
-The client takes an `httpx.Client` (the one I/O seam): tests hand it a real one pointed at a
-local registry, or a respx-routed one for what cannot run here. The one it makes for itself
-sends through `DeadlineTransport`, whose sockets keep the deadline byte by byte.
+The client sends through one seam, `transport=`: by default its own keep-alive connections
+(http.py: h11 on sockets that keep the deadline byte by byte); tests hand it an
+`httpx.Client` or transport (an in-process registry, a mock for protocol corners), which
+`HttpxTransport` adapts, as it does httpx's own transports when a proxy is configured.
 """
 
 from __future__ import annotations
@@ -33,19 +34,14 @@ import math
 import os
 import random
 import re
-import ssl
+import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
-from urllib.request import getproxies
-
-import httpcore
-import httpx
 
 from wasmctl import _json
 from wasmctl.errors import InputError, RemoteError, WasmctlError
@@ -59,6 +55,17 @@ from wasmctl.oci.auth import (
     parse_challenge,
     token_lifetime,
 )
+from wasmctl.oci.http import (
+    ByteStream,
+    ConnectError,
+    Connections,
+    Headers,
+    HttpxTransport,
+    Response,
+    Timeouts,
+    Transport,
+    TransportError,
+)
 from wasmctl.oci.models import (
     MAX_MANIFEST_BYTES,
     Descriptor,
@@ -66,6 +73,9 @@ from wasmctl.oci.models import (
     ManifestError,
     sha256_digest,
 )
+
+if TYPE_CHECKING:
+    import ssl
 
 CHUNK = 1 << 20  # read and hash in 1 MiB pieces
 MONOLITHIC_MAX = 32 << 20  # blobs up to this size go in one PUT
@@ -134,7 +144,7 @@ class RetryPolicy:
 class TimeoutPolicy:
     """How long a registry may take over one exchange (issue 11: a registry that trickles).
 
-    httpx's read timeout restarts with every byte, so alone it bounds nothing: a manifest
+    A read timeout restarts with every byte, so alone it bounds nothing: a manifest
     served a byte every 5 s would take days. So every exchange (connect, headers, body) also
     has an overall deadline:
     - `request` seconds for the rest: manifests, tokens, error answers, tag and referrer
@@ -179,9 +189,10 @@ class TimeoutPolicy:
         except InputError as e:
             raise InputError(f"{TIMEOUT_ENV}/{MIN_RATE_ENV}: {e.message}") from None
 
-    def httpx_timeout(self) -> httpx.Timeout:
-        """httpx's per-operation timeouts, never longer than the overall deadline."""
-        return httpx.Timeout(min(60.0, self.request), connect=min(self.connect, self.request))
+    def transport_timeouts(self) -> Timeouts:
+        """The per-operation limits (connect; each read or write), never longer than the
+        overall deadline."""
+        return Timeouts(connect=min(self.connect, self.request), read=min(60.0, self.request))
 
 
 class _Deadline:
@@ -203,258 +214,59 @@ class _Deadline:
         return self.started + allowed - time.monotonic()
 
 
-# The deadline of the exchange this thread is in, for the socket layer below: a hostile
-# registry can trickle the status line and headers too, where no code of ours runs between
-# bytes. The client is synchronous, so "the exchange this thread is in" is well defined.
-_CURRENT = threading.local()
-
-
-def _bounded(timeout: float | None, expired: type[Exception]) -> float | None:
-    deadline: _Deadline | None = getattr(_CURRENT, "deadline", None)
-    if deadline is None:
-        return timeout
-    left = deadline.remaining()
-    if left <= 0:
-        raise expired("the registry's time is up")
-    return left if timeout is None or left < timeout else timeout
-
-
-class _DeadlineStream(httpcore.NetworkStream):
-    """A socket whose every read and write ends by the current exchange's deadline."""
-
-    def __init__(self, inner: httpcore.NetworkStream) -> None:
-        self._inner = inner
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, _bounded(timeout, httpcore.WriteTimeout))
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.NetworkStream:
-        bounded = _bounded(timeout, httpcore.ConnectTimeout)
-        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, bounded))
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
-class _DeadlineBackend(httpcore.NetworkBackend):
-    """httpcore's network backend, with `_DeadlineStream`s."""
-
-    def __init__(self, inner: httpcore.NetworkBackend) -> None:
-        self._inner = inner
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        bounded = _bounded(timeout, httpcore.ConnectTimeout)
-        stream = self._inner.connect_tcp(host, port, bounded, local_address, socket_options)
-        return _DeadlineStream(stream)
-
-    def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        bounded = _bounded(timeout, httpcore.ConnectTimeout)
-        return _DeadlineStream(self._inner.connect_unix_socket(path, bounded, socket_options))
-
-    def sleep(self, seconds: float) -> None:
-        self._inner.sleep(seconds)
-
-
-# httpcore's errors as httpx's (the client catches `httpx.TransportError`), most specific
-# first: `_as_httpx` walks an error's class hierarchy, so a subclass finds its nearest kin.
-_HTTPX_ERRORS: dict[type[Exception], type[httpx.TransportError]] = {
-    httpcore.ConnectTimeout: httpx.ConnectTimeout,
-    httpcore.ReadTimeout: httpx.ReadTimeout,
-    httpcore.WriteTimeout: httpx.WriteTimeout,
-    httpcore.PoolTimeout: httpx.PoolTimeout,
-    httpcore.TimeoutException: httpx.TimeoutException,
-    httpcore.ConnectError: httpx.ConnectError,
-    httpcore.ReadError: httpx.ReadError,
-    httpcore.WriteError: httpx.WriteError,
-    httpcore.NetworkError: httpx.NetworkError,
-    httpcore.RemoteProtocolError: httpx.RemoteProtocolError,
-    httpcore.LocalProtocolError: httpx.LocalProtocolError,
-    httpcore.ProtocolError: httpx.ProtocolError,
-    httpcore.ProxyError: httpx.ProxyError,
-    httpcore.UnsupportedProtocol: httpx.UnsupportedProtocol,
-}
-_HTTPCORE_ERRORS = tuple(_HTTPX_ERRORS)
-
-
-def _as_httpx(error: Exception) -> httpx.TransportError:
-    kind = next(_HTTPX_ERRORS[k] for k in type(error).__mro__ if k in _HTTPX_ERRORS)
-    return kind(str(error))
-
-
-class _ResponseBody(httpx.SyncByteStream):
-    """An httpcore response's body as httpx's: the pieces as they come, errors translated."""
-
-    def __init__(self, response: httpcore.Response) -> None:
-        if not isinstance(response.stream, Iterable):
-            raise TypeError("a synchronous pool answered with an asynchronous body")
-        self._response = response
-        self._pieces: Iterable[bytes] = response.stream
-
-    def __iter__(self) -> Iterator[bytes]:
-        try:
-            yield from self._pieces
-        except _HTTPCORE_ERRORS as e:
-            raise _as_httpx(e) from e
-
-    def close(self) -> None:
-        self._response.close()
-
-
-class DeadlineTransport(httpx.BaseTransport):
-    """httpx's default transport, less its options, on sockets that honour the deadline of
-    the exchange in progress (`_DeadlineStream`): a status line or headers trickled a byte
-    at a time are cut off too, where no code of ours runs between bytes.
-
-    HTTP/1.1 only, no retries, httpx's default pool limits; `ssl_context` verifies https.
-    Timeouts come with each request: `httpx.Client` puts its `timeout` into every request's
-    extensions, and they are handed to httpcore as they are. `network_backend` is for
-    tests (a scripted socket); it is wrapped like the real one.
-
-    `ssl_context` may be a function that makes one: it is then called at the first https
-    request, never for a plain-HTTP registry (issue 15: loading the CA bundle costs ~25 ms
-    of CPU). So http and https have a connection pool each, made when first needed.
-    """
-
-    def __init__(
-        self,
-        ssl_context: ssl.SSLContext | Callable[[], ssl.SSLContext],
-        *,
-        network_backend: httpcore.NetworkBackend | None = None,
-    ) -> None:
-        self._ssl_context = ssl_context
-        self._backend = _DeadlineBackend(network_backend or httpcore.SyncBackend())
-        self._pools: dict[bytes, httpcore.ConnectionPool] = {}
-        self._lock = threading.Lock()
-
-    def _pool(self, scheme: bytes) -> httpcore.ConnectionPool:
-        pool = self._pools.get(scheme)
-        if pool is not None:
-            return pool
-        with self._lock:
-            pool = self._pools.get(scheme)
-            if pool is None:
-                context = self._ssl_context
-                self._pools[scheme] = pool = httpcore.ConnectionPool(
-                    # a plain-HTTP pool never starts TLS (no proxies here: see _http_client)
-                    ssl_context=(
-                        None
-                        if scheme == b"http"
-                        else context
-                        if isinstance(context, ssl.SSLContext)
-                        else context()
-                    ),
-                    max_connections=100,
-                    max_keepalive_connections=20,
-                    keepalive_expiry=5.0,
-                    http1=True,
-                    http2=False,
-                    retries=0,
-                    network_backend=self._backend,
-                )
-            return pool
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if not isinstance(request.stream, httpx.SyncByteStream):
-            raise TypeError("DeadlineTransport sends synchronous request bodies only")
-        url = request.url
-        try:
-            response = self._pool(url.raw_scheme).handle_request(
-                httpcore.Request(
-                    method=request.method,
-                    url=httpcore.URL(
-                        scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
-                    ),
-                    headers=request.headers.raw,
-                    content=request.stream,
-                    extensions=request.extensions,
-                )
-            )
-        except _HTTPCORE_ERRORS as e:
-            raise _as_httpx(e) from e
-        return httpx.Response(
-            status_code=response.status,
-            headers=response.headers,
-            stream=_ResponseBody(response),
-            extensions=response.extensions,
-        )
-
-    def close(self) -> None:
-        with self._lock:
-            pools, self._pools = list(self._pools.values()), {}
-        for pool in pools:
-            pool.close()
-
-
 def _proxied() -> bool:
-    """Whether the environment names a proxy that `httpx.Client(trust_env=True)` would use
-    (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY; it reads them with `getproxies` too)."""
+    """Whether a proxy is configured that httpx would use: HTTP_PROXY, HTTPS_PROXY or
+    ALL_PROXY in either case, as `urllib.request.getproxies` reads them on Linux (elsewhere
+    it also asks the system's settings, so it is asked there; importing it costs ~30 ms)."""
+    if sys.platform == "linux":
+        return any(
+            value and name.lower() in ("http_proxy", "https_proxy", "all_proxy")
+            for name, value in os.environ.items()
+        )
+    from urllib.request import getproxies  # type: ignore[unreachable,unused-ignore]
+
     proxies = getproxies()
     return any(proxies.get(scheme) for scheme in ("http", "https", "all"))
 
 
-def _http_client(
-    ca_file: Path | None, timeout: httpx.Timeout, transport: httpx.BaseTransport | None = None
-) -> httpx.Client:
-    """The client a `RegistryClient` makes for itself: on a `DeadlineTransport`, unless a
-    proxy is configured or a `transport` is given (a test's in-process registry).
+def _transport(ca_file: Path | None, given: Any = None) -> tuple[Transport, bool]:
+    """What a `RegistryClient` sends through, and whether it is the client's own to close.
 
-    With a proxy, httpx's own transports take over (they read the proxy variables, NO_PROXY
-    included, and speak to HTTP and SOCKS proxies); `DeadlineTransport` does not repeat all
-    that. The deadline then holds between body pieces (`_GuardedStream`) and the per-read
-    timeout still bounds each wait, but a status line or headers trickled through the proxy
-    are not cut off at the deadline.
+    `given` is an `httpx.Client` or `httpx.BaseTransport` (a test's in-process registry or
+    mock), or a `Transport`; else our own connections (http.py), unless a proxy is
+    configured: httpx's transports then take over (they read the proxy variables, NO_PROXY
+    included, and speak to HTTP and SOCKS proxies). The deadline then holds between body
+    pieces (`_GuardedStream`) and the per-read timeout still bounds each wait, but a status
+    line or headers trickled through the proxy are not cut off at the deadline.
     """
+    if given is not None:
+        if hasattr(given, "send_request"):
+            return given, False
+        import httpx
+
+        if isinstance(given, httpx.Client):
+            return HttpxTransport(given, owned=False), False
+        return HttpxTransport.around(given), True
+    context: ssl.SSLContext | None = None
     if ca_file:  # made now: an unreadable --ca-file is an error before any request
+        import ssl
+
         context = ssl.create_default_context(cafile=str(ca_file))
-        verify: ssl.SSLContext | Callable[[], ssl.SSLContext] = context
-    else:
-        # httpx's own context for `verify=True` (SSL_CERT_FILE, SSL_CERT_DIR, else certifi),
-        # made at the first https connection: a plain-HTTP registry never loads the bundle.
-        verify = httpx.create_ssl_context
-    if transport is None and not _proxied():
-        transport = DeadlineTransport(verify)
-    # Redirects are followed by `RegistryClient._send`, never by httpx: which hop may carry
-    # credentials is this client's decision. httpx uses `verify` only for the transports it
-    # makes itself (with a proxy: `True` is the same bundle, loaded then).
-    return httpx.Client(
-        verify=verify if isinstance(verify, ssl.SSLContext) else True,
-        transport=transport,
-        timeout=timeout,
-        follow_redirects=False,
-        headers={"User-Agent": USER_AGENT},
-    )
+        context.set_alpn_protocols(["http/1.1"])
+    if _proxied():
+        return HttpxTransport.with_proxies(context), True
+    # Without --ca-file the CA bundle is loaded at the first https connection (http.py):
+    # a plain-HTTP registry never loads it.
+    return Connections(context), True
 
 
-class _GuardedStream(httpx.SyncByteStream):
+class _GuardedStream:
     """A response body that counts what it moves and stops at the deadline (for transports
     other than `DeadlineTransport`, e.g. a test's or a proxy's, this is the only check)."""
 
     def __init__(
         self,
-        inner: httpx.SyncByteStream,
+        inner: ByteStream,
         deadline: _Deadline,
         expired: Callable[[], WasmctlError],
     ) -> None:
@@ -520,7 +332,7 @@ class RegistryClient:
         self,
         registry: str,
         *,
-        http: httpx.Client | None = None,
+        http: Any = None,
         plain_http: bool = False,
         ca_file: Path | None = None,
         credentials: Credentials | None = None,
@@ -529,19 +341,14 @@ class RegistryClient:
         timeouts: TimeoutPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         progress: Progress | None = None,
-        transport: httpx.BaseTransport | None = None,
+        transport: Any = None,
     ) -> None:
         self.registry = registry
         host = DOCKER_HUB_API if registry == "docker.io" else registry
         self.base = f"{'http' if plain_http else 'https'}://{host}"
         self.origin = _origin(self.base)
         self.timeouts = timeouts or TimeoutPolicy.from_env()
-        if http is None:
-            http = _http_client(ca_file, self.timeouts.httpx_timeout(), transport)
-            self._own_http = True
-        else:
-            self._own_http = False
-        self.http = http
+        self.transport, self._own_transport = _transport(ca_file, http or transport)
         self._credentials = credentials
         self._credentials_given = credentials is not None  # by `login`, which checks them
         if credentials is None and use_config:
@@ -554,8 +361,8 @@ class RegistryClient:
 
     def close(self) -> None:
         """Close the connection pool (if this client made it)."""
-        if self._own_http:
-            self.http.close()
+        if self._own_transport:
+            self.transport.close()
 
     def __enter__(self) -> RegistryClient:
         return self
@@ -587,7 +394,7 @@ class RegistryClient:
         not_found_ok: bool = False,
         limit: int = MAX_ANSWER_BYTES,
         blob: bool = False,
-    ) -> httpx.Response:
+    ) -> Response:
         """Send with auth, redirects and retries; an answer outside `ok` (and 404 unless
         allowed) raises. Without `stream`, the body is read, at most `limit` bytes of it.
         A `blob` download, like any upload from a file, has the deadline that grows with
@@ -599,12 +406,12 @@ class RegistryClient:
             deadline = self._deadline(blob or callable(body))
             try:
                 response = self._send(method, url, scopes, headers or {}, body, deadline)
-            except httpx.TransportError as e:
+            except TransportError as e:
                 if deadline.remaining() <= 0:
                     raise self._too_slow(method, url, deadline) from None
                 # A refused connection or a failed TLS handshake will not mend in seconds;
                 # a connection reset or a timeout mid-request may.
-                if isinstance(e, httpx.ConnectError) or not self._may_retry(attempt, started, None):
+                if isinstance(e, ConnectError) or not self._may_retry(attempt, started, None):
                     raise RegistryError(
                         f"{method} {_redact(url)}: {type(e).__name__}: {_safe_text(e)}",
                         hint="is the registry up and reachable? --plain-http HOST for an HTTP "
@@ -640,9 +447,7 @@ class RegistryClient:
     def _deadline(self, scales: bool) -> _Deadline:
         return _Deadline(self.timeouts.request, self.timeouts.min_rate if scales else None)
 
-    def _broken(
-        self, url: str, response: httpx.Response, error: Exception, what: str
-    ) -> RegistryError:
+    def _broken(self, url: str, response: Response, error: Exception, what: str) -> RegistryError:
         """A body that stopped while it streamed: the deadline's doing, or the network's."""
         deadline = _deadline_of(response)
         if deadline is not None and deadline.remaining() <= 0:
@@ -666,7 +471,7 @@ class RegistryClient:
         headers: dict[str, str],
         body: Body,
         deadline: _Deadline,
-    ) -> httpx.Response:
+    ) -> Response:
         """One exchange, following redirects by hand (a streamed, guarded response).
 
         Credentials (Basic, Bearer, identity-token grants) were issued for this registry,
@@ -676,8 +481,8 @@ class RegistryClient:
         is refused outright. This is what docker does: its client attaches credentials per
         host it has seen a challenge from (distribution registry/client/auth), and Go's
         http client drops `Authorization` on a redirect to another host. httpx would strip
-        it too, but not on an http-to-https hop, and a redirect loop would be its
-        `TooManyRedirects`, which is no `TransportError`; so redirects are handled here.
+        it too, but not on an http-to-https hop; so redirects are handled here, whatever
+        the transport.
         """
         seen: set[str] = set()
         current_method, current_url, current_body = method, url, body
@@ -720,30 +525,36 @@ class RegistryClient:
         headers: dict[str, str],
         body: Body,
         deadline: _Deadline,
-    ) -> httpx.Response:
+    ) -> Response:
         """Send one request under `deadline`; the response streams through a guard."""
-        content: Any = _metered(body(), deadline) if callable(body) else body
-        _CURRENT.deadline = deadline
-        request = self.http.build_request(method, url, headers=headers, content=content)
-        response = self.http.send(request, stream=True, follow_redirects=False)
-        if isinstance(response.stream, httpx.SyncByteStream):
-            response.stream = _GuardedStream(
-                response.stream, deadline, lambda: self._too_slow(method, url, deadline)
-            )
+        content = _metered(body(), deadline) if callable(body) else body
+        fields = [("User-Agent", USER_AGENT), *headers.items()]
+        response = self.transport.send_request(
+            method,
+            url,
+            fields,
+            content,
+            timeouts=self.timeouts.transport_timeouts(),
+            deadline=deadline,
+        )
+        response.stream = _GuardedStream(
+            response.stream, deadline, lambda: self._too_slow(method, url, deadline)
+        )
         return response
 
     def _check_url(self, url: str, came_from: str, what: str) -> str:
         """`url` if the registry may send us there: http(s), no user:password inside, and
         no step down from https to http."""
         try:
-            parts = httpx.URL(url)
-        except (httpx.InvalidURL, ValueError):
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - parsed for the ValueError a bad port raises
+        except ValueError:
             raise RegistryError(f"{self.registry}: a {what} to a malformed URL") from None
-        if parts.scheme not in ("http", "https") or not parts.host:
+        if parts.scheme not in ("http", "https") or not parts.hostname:
             raise RegistryError(
                 f"{self.registry}: a {what} to a {parts.scheme or 'relative'}: URL was refused"
             )
-        if parts.userinfo:
+        if "@" in parts.netloc:
             raise RegistryError(
                 f"{self.registry}: a {what} to a URL with credentials in it was refused"
             )
@@ -754,19 +565,17 @@ class RegistryClient:
             )
         return url
 
-    def _read_answer(
-        self, method: str, url: str, response: httpx.Response, limit: int
-    ) -> httpx.Response:
+    def _read_answer(self, method: str, url: str, response: Response, limit: int) -> Response:
         """The answer with its body read: at most `limit` bytes after decoding."""
         data = bytearray()
         try:
-            for piece in response.iter_bytes():
+            for piece in response.iter_raw():
                 data += piece
                 if len(data) > limit:
                     raise RegistryError(
                         f"{method} {_redact(url)}: the answer is larger than {limit} bytes"
                     )
-        except (httpx.HTTPError, httpx.StreamError) as e:
+        except TransportError as e:
             deadline = _deadline_of(response)
             if deadline is not None and deadline.remaining() <= 0:
                 raise self._too_slow(method, url, deadline) from None
@@ -781,8 +590,12 @@ class RegistryClient:
         if method != "HEAD":
             dropped += ("content-length",)
         headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in dropped]
-        return httpx.Response(
-            response.status_code, headers=headers, content=bytes(data), request=response.request
+        return Response(
+            response.status_code,
+            headers,
+            url=response.url,
+            http_version=response.http_version,
+            content=bytes(data),
         )
 
     def _may_retry(self, attempt: int, started: float, retry_after: str | None) -> bool:
@@ -791,7 +604,7 @@ class RegistryClient:
         elapsed = time.monotonic() - started
         return elapsed + self.retry.delay(attempt, retry_after) < self.retry.deadline
 
-    def _error(self, method: str, url: str, response: httpx.Response) -> WasmctlError:
+    def _error(self, method: str, url: str, response: Response) -> WasmctlError:
         codes: tuple[str, ...] = ()
         detail = ""
         try:
@@ -860,7 +673,7 @@ class RegistryClient:
                 text = text.replace(secret, "[redacted]")
         return text
 
-    def _authenticate(self, response: httpx.Response, scopes: tuple[str, ...]) -> None:
+    def _authenticate(self, response: Response, scopes: tuple[str, ...]) -> None:
         header = response.headers.get("WWW-Authenticate", "")
         if len(header) > MAX_CHALLENGE_LENGTH:
             raise AuthError(f"{self.registry} sent a malformed authentication challenge")
@@ -903,10 +716,11 @@ class RegistryClient:
         its secret in the body, which a 307 would re-send anywhere).
         """
         try:
-            parts = httpx.URL(realm)
-        except (httpx.InvalidURL, ValueError):
+            parts = urlsplit(realm)
+            parts.port  # noqa: B018 - parsed for the ValueError a bad port raises
+        except ValueError:
             raise AuthError(f"{self.registry} named a malformed token realm") from None
-        if parts.scheme not in ("http", "https") or not parts.host or parts.userinfo:
+        if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
             raise AuthError(f"{self.registry} named a token realm that is not an http(s) URL")
         if parts.scheme == "http" and urlsplit(self.base).scheme == "https":
             raise AuthError(
@@ -939,7 +753,7 @@ class RegistryClient:
                 url = _with_pairs(realm, query)
                 headers = {"Authorization": credentials.basic()} if credentials else {}
                 response = self._exchange("GET", url, headers, None, deadline)
-        except httpx.TransportError as e:
+        except TransportError as e:
             if deadline.remaining() <= 0:
                 raise AuthError(
                     f"token endpoint {_redact(realm)}: no answer within the deadline",
@@ -1085,7 +899,7 @@ class RegistryClient:
         location: str,
         scopes: tuple[str, ...],
         tick: Callable[[int], None] | None,
-    ) -> httpx.Response:
+    ) -> Response:
         size = descriptor.size
         if size <= MONOLITHIC_MAX:
             final = _with_query(location, digest=descriptor.digest)
@@ -1124,7 +938,7 @@ class RegistryClient:
             )
         return response
 
-    def _location(self, response: httpx.Response, base: str) -> str:
+    def _location(self, response: Response, base: str) -> str:
         """Where the upload goes on. Another host is allowed (it gets no credentials:
         `_send`), a non-http(s) URL, one with user:password in it, or a step down from
         https to http is not."""
@@ -1171,8 +985,8 @@ class RegistryClient:
         key = f"pull {descriptor.digest}"
         tick = self._progress_start(key, f"pull {_short(descriptor)}", descriptor.size)
         try:
-            # iter_raw() without a size hands over what the socket gave: re-chunking to 1 MiB
-            # made httpx copy every piece into a growing buffer (0.4 s of CPU per 512 MiB).
+            # the pieces as the socket gave them: re-chunking to 1 MiB made httpx copy every
+            # piece into a growing buffer (0.4 s of CPU per 512 MiB)
             for piece in response.iter_raw():
                 if tick is not None:
                     tick(len(piece))
@@ -1184,7 +998,7 @@ class RegistryClient:
                     )
                 hasher.update(piece)
                 out.write(piece)
-        except httpx.TransportError as e:
+        except TransportError as e:
             raise self._broken(
                 url, response, e, f"the transfer broke after {received} bytes"
             ) from None
@@ -1243,7 +1057,7 @@ class RegistryClient:
         headers: dict[str, str] | None = None,
         *,
         not_found_ok: bool = False,
-    ) -> Iterator[httpx.Response]:
+    ) -> Iterator[Response]:
         """The pages of a `Link: <...>; rel="next"` listing: on this registry only, each
         page once, at most `MAX_PAGES`."""
         seen: set[str] = set()
@@ -1289,11 +1103,11 @@ class RegistryClient:
             if declared > MAX_MANIFEST_BYTES:
                 raise ManifestError(f"{repository}:{reference}: manifest of {declared} bytes")
             data = bytearray()
-            for piece in response.iter_bytes(CHUNK):
+            for piece in response.iter_raw():
                 data += piece
                 if len(data) > MAX_MANIFEST_BYTES:
                     raise ManifestError(f"{repository}:{reference}: manifest too large")
-        except httpx.HTTPError as e:
+        except TransportError as e:
             raise self._broken(url, response, e, "the manifest broke off") from None
         finally:
             response.close()
@@ -1332,7 +1146,7 @@ class RegistryClient:
 
     def put_manifest(
         self, repository: str, reference: str, media_type: str, data: bytes
-    ) -> httpx.Headers:
+    ) -> Headers:
         """PUT the exact bytes under a tag or digest; returns the answer's headers."""
         response = self.request(
             "PUT",
@@ -1404,11 +1218,11 @@ def _metered(chunks: Iterator[bytes], deadline: _Deadline) -> Iterator[bytes]:
 def _origin(url: str) -> tuple[str, str, int | None]:
     """Scheme, host and port (default ports made explicit): what credentials are bound to."""
     try:
-        parts = httpx.URL(url)
-    except (httpx.InvalidURL, ValueError):
+        parts = urlsplit(url)
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+    except ValueError:
         return ("", "", None)
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-    return (parts.scheme, parts.host.lower(), port)
+    return (parts.scheme.lower(), (parts.hostname or "").lower(), port)
 
 
 def _host(url: str) -> str:
@@ -1450,16 +1264,16 @@ def _short(descriptor: Descriptor) -> str:
     return title or descriptor.digest[7:19]
 
 
-def _discard(response: httpx.Response) -> None:
+def _discard(response: Response) -> None:
     response.close()
 
 
-def _content_length(response: httpx.Response) -> int | None:
+def _content_length(response: Response) -> int | None:
     """The declared body length, if the header is a plain number."""
     value = response.headers.get("Content-Length", "").strip()
     return int(value) if value.isdigit() and len(value) < 20 else None
 
 
-def _deadline_of(response: httpx.Response) -> _Deadline | None:
+def _deadline_of(response: Response) -> _Deadline | None:
     stream = response.stream
     return stream.deadline if isinstance(stream, _GuardedStream) else None

@@ -50,8 +50,6 @@ from wasmctl.oci.reference import (
 )
 
 if TYPE_CHECKING:
-    import httpx
-
     from wasmctl.oci.artifact import Artifact, LaunchContext
     from wasmctl.oci.registry import Progress, RegistryClient, RetryPolicy, TimeoutPolicy
 
@@ -177,7 +175,9 @@ class RegistryOptions:
     ca_file: Path | None = None
     retry: RetryPolicy | None = None
     progress: Progress | None = None
-    transport: httpx.BaseTransport | None = None
+    # what registry clients send through (RegistryClient's `transport`): tests hand an
+    # httpx transport (an in-process registry); None is the client's own connections
+    transport: Any = None
     timeouts: TimeoutPolicy | None = None
     cache_bytes: int = MAX_CACHED_BYTES  # per session: manifests and small blobs
     sessions: Sessions = field(init=False, repr=False, compare=False, hash=False)

@@ -7,12 +7,13 @@ import ssl
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
 
-import httpx
 import pytest
 
 from tests.loopback import QuietHandler, ServerThread
 from tests.registry import RegistryServer
-from wasmctl.oci.registry import DeadlineTransport, RegistryClient
+from wasmctl.oci import http
+from wasmctl.oci.http import Connections, Timeouts
+from wasmctl.oci.registry import RegistryClient
 
 
 class _Made(Exception):
@@ -38,15 +39,22 @@ def http_server() -> Iterator[ServerThread]:
     serving.stop()
 
 
+def _get(connections: Connections, url: str) -> int:
+    response = connections.send_request("GET", url, [], None, timeouts=Timeouts(), deadline=None)
+    response.read()
+    return response.status_code
+
+
 def test_plain_http_requests_make_no_tls_context(http_server: ServerThread) -> None:
-    with httpx.Client(transport=DeadlineTransport(_refuse)) as client:
-        assert client.get(f"http://{http_server.host}/v2/").status_code == 200
-        assert client.get(f"http://{http_server.host}/v2/").status_code == 200
+    connections = Connections(_refuse)
+    assert _get(connections, f"http://{http_server.host}/v2/") == 200
+    assert _get(connections, f"http://{http_server.host}/v2/") == 200
+    connections.close()
 
 
-def test_the_first_https_request_makes_the_tls_context() -> None:
-    with httpx.Client(transport=DeadlineTransport(_refuse)) as client, pytest.raises(_Made):
-        client.get("https://127.0.0.1:9/v2/")
+def test_the_first_https_request_makes_the_tls_context(http_server: ServerThread) -> None:
+    with pytest.raises(_Made):
+        _get(Connections(_refuse), f"https://{http_server.host}/v2/")
 
 
 def test_a_plain_http_registry_client_loads_no_ca_bundle(
@@ -55,13 +63,18 @@ def test_a_plain_http_registry_client_loads_no_ca_bundle(
     for proxy in ("http_proxy", "https_proxy", "all_proxy"):  # httpx's own transport then
         monkeypatch.delenv(proxy, raising=False)
         monkeypatch.delenv(proxy.upper(), raising=False)
-    monkeypatch.setattr(httpx, "create_ssl_context", _refuse)
+    monkeypatch.setattr(http, "default_ssl_context", _refuse)
     with RegistryClient(registry.host, plain_http=True, use_config=False) as client:
         client.ping()
 
 
-def test_an_https_registry_client_still_verifies(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(httpx, "create_ssl_context", _refuse)
-    client = RegistryClient("127.0.0.1:9", plain_http=False, use_config=False)
+def test_an_https_registry_client_still_verifies(
+    http_server: ServerThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for proxy in ("http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+        monkeypatch.delenv(proxy.upper(), raising=False)
+    monkeypatch.setattr(http, "default_ssl_context", _refuse)
+    client = RegistryClient(http_server.host, plain_http=False, use_config=False)
     with client, pytest.raises(_Made):
-        client.http.get("https://127.0.0.1:9/v2/")
+        client.ping()

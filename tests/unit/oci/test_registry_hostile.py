@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpcore
 import httpx
 import pytest
 
@@ -28,9 +27,9 @@ from wasmctl.oci.auth import (
     load_credentials,
     token_lifetime,
 )
+from wasmctl.oci.http import Connections, Response, Timeouts
 from wasmctl.oci.models import Descriptor, sha256_digest
 from wasmctl.oci.registry import (
-    DeadlineTransport,
     RegistryClient,
     RegistryError,
     RetryPolicy,
@@ -259,25 +258,29 @@ def test_the_deadline_holds_on_any_transport() -> None:
         c.get_manifest("r", "v1")
 
 
-class TrickledSocket(httpcore.NetworkBackend, httpcore.NetworkStream):
+class TrickledSocket:
     """A connection whose peer sends `answer` a byte per `pause` seconds, status line first;
     a read whose timeout is shorter than the pause times out, as a socket's would."""
 
     def __init__(self, answer: bytes, pause: float) -> None:
         self.answer, self.pause, self.sent = answer, pause, 0
+        self.timeout: float | None = None
 
-    def connect_tcp(self, *args: object, **kwargs: object) -> httpcore.NetworkStream:
+    def connect(self, host: str, port: int, timeout: float) -> TrickledSocket:
         return self
 
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        if timeout is not None and timeout < self.pause:
-            time.sleep(timeout)
-            raise httpcore.ReadTimeout("timed out")
+    def settimeout(self, timeout: float | None) -> None:
+        self.timeout = timeout
+
+    def recv(self, max_bytes: int) -> bytes:
+        if self.timeout is not None and self.timeout < self.pause:
+            time.sleep(self.timeout)
+            raise TimeoutError("timed out")
         time.sleep(self.pause)
         self.sent += 1
         return self.answer[self.sent - 1 : self.sent]
 
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+    def sendall(self, data: bytes) -> None:
         pass
 
     def close(self) -> None:
@@ -295,42 +298,65 @@ def test_a_trickled_status_line_is_cut_off_at_the_deadline() -> None:
     # Between the bytes of a status line no code of ours runs: only the sockets can stop it.
     answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(MANIFEST), MANIFEST)
     socket = TrickledSocket(answer, pause=0.05)
-    transport = DeadlineTransport(httpx.create_ssl_context(), network_backend=socket)
-    with httpx.Client(transport=transport) as http:
-        c = RegistryClient(REG, http=http, plain_http=True, use_config=False,
-                           timeouts=TimeoutPolicy(request=0.3), sleep=lambda s: None)  # fmt: skip
-        with pytest.raises(RegistryError, match="deadline"):
-            c.get_manifest("r", "v1")
-    assert socket.sent < len(b"HTTP/1.1 200 OK\r\n")
+    transport = Connections(connect=socket.connect)
+    c = RegistryClient(REG, transport=transport, plain_http=True, use_config=False,
+                       timeouts=TimeoutPolicy(request=0.3), sleep=lambda s: None)  # fmt: skip
+    with c, pytest.raises(RegistryError, match="deadline"):
+        c.get_manifest("r", "v1")
+    assert 0 < socket.sent < len(b"HTTP/1.1 200 OK\r\n")
+
+
+def test_a_trickled_answer_within_the_deadline_is_read_whole() -> None:
+    # the same socket, slower deadline: the scripted peer is real enough to answer
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(MANIFEST), MANIFEST)
+    socket = TrickledSocket(answer, pause=0)
+    c = RegistryClient(REG, transport=Connections(connect=socket.connect), plain_http=True,
+                       use_config=False, sleep=lambda s: None)  # fmt: skip
+    with c:
+        assert c.get_manifest("r", "v1")[0] == MANIFEST
 
 
 @pytest.mark.usefixtures("no_proxy")
-def test_the_client_made_here_sends_through_the_deadline_transport(
+def test_the_client_made_here_sends_through_its_own_connections(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    sent: list[httpx.Request] = []
+    sent: list[tuple[str, str, Timeouts]] = []
 
-    def handle_request(self: DeadlineTransport, request: httpx.Request) -> httpx.Response:
-        sent.append(request)
-        return httpx.Response(200, content=MANIFEST)
+    def send_request(
+        self: Connections, method: str, url: str, headers: object, content: object,
+        *, timeouts: Timeouts, deadline: object,
+    ) -> Response:  # fmt: skip
+        sent.append((method, url, timeouts))
+        return Response(200, content=MANIFEST)
 
-    monkeypatch.setattr(DeadlineTransport, "handle_request", handle_request)
+    monkeypatch.setattr(Connections, "send_request", send_request)
     with RegistryClient(REG, use_config=False, timeouts=TimeoutPolicy(request=7)) as c:
         assert c.get_manifest("r", "v1")[0] == MANIFEST
-    assert [str(r.url) for r in sent] == [f"https://{REG}/v2/r/manifests/v1"]
-    assert sent[0].extensions["timeout"]["read"] == 7  # the client's timeouts reach httpcore
+    assert [(m, u) for m, u, _ in sent] == [("GET", f"https://{REG}/v2/r/manifests/v1")]
+    assert sent[0][2].read == 7  # the client's timeouts reach the sockets
 
 
 @pytest.mark.usefixtures("no_proxy")
 def test_with_a_proxy_configured_httpx_transports_take_over(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    sent: list[httpx.Request] = []
-    monkeypatch.setattr(DeadlineTransport, "handle_request", lambda self, r: sent.append(r))
+    sent: list[str] = []
+    monkeypatch.setattr(Connections, "send_request", lambda self, m, u, *a, **k: sent.append(u))
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # discard: nothing listens
     with RegistryClient(REG, use_config=False) as c, pytest.raises(RegistryError, match="Connect"):
         c.ping()
     assert sent == []
+
+
+@pytest.mark.usefixtures("no_proxy")
+@pytest.mark.parametrize("name", ["https_proxy", "ALL_PROXY", "http_proxy"])
+def test_any_proxy_variable_in_either_case_counts(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.setenv(name, "http://127.0.0.1:9")
+    assert registry_module._proxied()
+    monkeypatch.setenv(name, "")
+    assert not registry_module._proxied()
 
 
 def test_timeouts_come_from_the_environment() -> None:

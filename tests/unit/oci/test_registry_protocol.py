@@ -29,6 +29,8 @@ DIGEST = "sha256:" + "a" * 64
 
 
 def client(**kw: object) -> RegistryClient:
+    # respx routes httpx's own transport; the client sends through it when handed one
+    kw.setdefault("transport", httpx.HTTPTransport())
     sleeps: list[float] = []
     c = RegistryClient(REG, use_config=False, sleep=sleeps.append,
                        retry=RetryPolicy(attempts=3), **kw)  # type: ignore[arg-type]  # fmt: skip
@@ -191,7 +193,7 @@ def test_retry_after_is_honoured_and_bounded(respx_mock: respx.MockRouter) -> No
 @respx.mock(assert_all_called=False)
 def test_docker_hub_is_reached_at_its_api_host(respx_mock: respx.MockRouter) -> None:
     route = respx_mock.get("https://registry-1.docker.io/v2/").respond(200)
-    RegistryClient("docker.io", use_config=False).ping()
+    RegistryClient("docker.io", use_config=False, transport=httpx.HTTPTransport()).ping()
     assert route.called
     assert config_key("docker.io") == "https://index.docker.io/v1/"
 
