@@ -145,7 +145,16 @@ def verify_attestation_layer(
         )
     except (SignatureError, BundleError) as e:
         return replace(found, error=e.message)
-    return Check(source, fmt, signer, subjects, statement.predicate_type, found.logged)
+    return Check(
+        source,
+        fmt,
+        signer,
+        subjects,
+        statement.predicate_type,
+        found.logged,
+        statement=statement,
+        certificate=certificate,
+    )
 
 
 def _verify_signer(

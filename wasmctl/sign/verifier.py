@@ -110,6 +110,10 @@ class Check:
     predicate_type: str | None = None
     logged: bool = False
     error: str | None = None
+    # What a verified attestation says, and the certificate that signed it (keyless): for
+    # conditions on the content (provenance, VEX). Set only when the check passed.
+    statement: Statement | None = field(default=None, compare=False, repr=False)
+    certificate: x509.Certificate | None = field(default=None, compare=False, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -181,7 +185,16 @@ def verify_bundle(
             signer = claimed
     except (SignatureError, BundleError) as e:
         return replace(found, error=e.message)
-    return Check(source, "sigstore-bundle", signer, subjects, predicate, found.logged)
+    return Check(
+        source,
+        "sigstore-bundle",
+        signer,
+        subjects,
+        predicate,
+        found.logged,
+        statement=statement,
+        certificate=certificate,
+    )
 
 
 def _check_content(bundle: Bundle, statement: Statement | None, expected: Expectation) -> None:
