@@ -21,6 +21,8 @@ Examples:
 
   wasmctl inspect oci:out:v1
 
+  wasmctl inspect oci:cosign-saved@sha256:…
+
   wasmctl inspect ghcr.io/acme/app:v1
 """
 
@@ -47,8 +49,9 @@ def inspect(
     """Show a module's imports with their capability, exports, custom sections, nesting.
 
     For a component, every nested core module and component is shown too. For an artifact:
-    its format (wasm, compat, wasm-to-oci, spin, wasmcloud-legacy ...), manifest, config and
-    layers.
+    its format (wasm, compat, wasm-to-oci, spin, wasmcloud-legacy ...), manifest, config,
+    layers, referrers and signatures. Any other image or index is shown as what it is (not
+    a Wasm artifact), with its platforms and the signatures a `cosign save` layout keeps.
     """
     from wasmctl.inspect import describe_file, table
     from wasmctl.oci.reference import looks_like_reference

@@ -1,7 +1,8 @@
-"""The human-readable form of `inspect` for a module or component."""
+"""The human-readable form of `inspect`: a module or component, or an artifact."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -76,13 +77,64 @@ def _field(console: Console, label: str, value: str) -> None:
 
 
 def render_artifact_table(info: dict[str, Any], *, color: bool = False, width: int = 100) -> str:
-    """`describe_artifact` output as text: format, digests, config, layers, index entries."""
+    """`describe_artifact` (or `describe_index`) output as text: format, digests, config,
+    layers, index entries, referrers, signatures and `cosign save` entries."""
     console, buffer = string_console(color=color, width=width)
     head = Text(printable(info["reference"]), style="bold")
-    head.append(f"  {info['format']} artifact")
+    if info["wasm"]:
+        head.append(f"  {info['format']} artifact")
+    else:
+        head.append("  not a Wasm artifact")
     console.print(head, soft_wrap=True)
+    if not info["wasm"]:
+        _field(console, "what", info["summary"])
     _field(console, "digest", info["digest"])
     _field(console, "media type", info["mediaType"])
+    if info["manifest"] is not None:
+        _manifest(console, info)
+    if info["index"]:
+        entries = []
+        for entry in info["index"]["manifests"]:
+            platform = entry["platform"] or {}
+            role = (
+                "attestation" if entry["attestation"] else "selected" if entry["selected"] else ""
+            )
+            os_arch = f"{platform.get('os', '?')}/{platform.get('architecture', '?')}"
+            entries.append(
+                (entry["digest"][:19] + "…", printable(os_arch) if platform else "", role)
+            )
+        console.print(Text(f"{info['index']['kind']}:", style="bold"))
+        _rows(console, ("index entry", "platform", "role"), entries)
+    if info.get("referrers"):
+        referrers = [
+            (referrer["digest"][:19] + "…", printable(referrer["artifactType"] or ""))
+            for referrer in info["referrers"]
+        ]
+        _rows(console, ("referrer", "artifact type"), referrers)
+    if info.get("cosignSaved"):
+        saved = [(entry["digest"][:19] + "…", entry["kind"]) for entry in info["cosignSaved"]]
+        _rows(console, ("cosign save entry", "holds"), saved)
+    if info.get("signatures"):
+        signatures = []
+        for found in info["signatures"]:
+            kind = found["kind"]
+            if found["kind"] == "attestation" and found["predicateType"]:
+                kind = f"attestation {found['predicateType'].removeprefix('https://')}"
+            source = _LONG_DIGEST.sub(r"\1…", found["source"].removeprefix("referrer "))
+            signer = found["error"] or found["signer"]
+            if len(signer) > 40 and signer.startswith("key "):  # `inspect -f json` has it all
+                signer = signer[:24] + "…"
+            signatures.append((printable(source), printable(kind), printable(signer)))
+        _rows(console, ("signature", "kind", "signer"), signatures)
+    return buffer.getvalue()
+
+
+# digests are long; the first 12 hex name one (`sha256:…` and the `sha256-…` of a tag)
+_LONG_DIGEST = re.compile(r"(sha256[:-][0-9a-f]{12})[0-9a-f]{52}")
+
+
+def _manifest(console: Console, info: dict[str, Any]) -> None:
+    """The manifest described: its digest in an index, config, annotations and layers."""
     if info["index"]:
         _field(console, "manifest", info["manifestDigest"])
     config = info["config"] or {}
@@ -114,38 +166,3 @@ def render_artifact_table(info: dict[str, Any], *, color: bool = False, width: i
             )
         )
     _rows(console, ("layer", "media type", "size", "wasm"), layers)
-    if info["index"]:
-        entries = []
-        for entry in info["index"]["manifests"]:
-            platform = entry["platform"] or {}
-            role = (
-                "attestation" if entry["attestation"] else "selected" if entry["selected"] else ""
-            )
-            os_arch = f"{platform.get('os', '?')}/{platform.get('architecture', '?')}"
-            entries.append(
-                (entry["digest"][:19] + "…", printable(os_arch) if platform else "", role)
-            )
-        console.print(Text(f"{info['index']['kind']}:", style="bold"))
-        _rows(console, ("index entry", "platform", "role"), entries)
-    if info.get("referrers"):
-        referrers = [
-            (referrer["digest"][:19] + "…", printable(referrer["artifactType"] or ""))
-            for referrer in info["referrers"]
-        ]
-        _rows(console, ("referrer", "artifact type"), referrers)
-    if info.get("signatures"):
-        signatures = []
-        for found in info["signatures"]:
-            kind = found["kind"]
-            if found["kind"] == "attestation" and found["predicateType"]:
-                kind = f"attestation {found['predicateType'].removeprefix('https://')}"
-            source = found["source"].removeprefix("referrer ")
-            for prefix in ("sha256:", "tag sha256-"):
-                if source.startswith(prefix):  # digests are long; the first 12 hex name one
-                    source = source[: len(prefix) + 12] + "…" + source[len(prefix) + 64 :]
-            signer = found["error"] or found["signer"]
-            if len(signer) > 40 and signer.startswith("key "):  # `inspect -f json` has it all
-                signer = signer[:24] + "…"
-            signatures.append((printable(source), printable(kind), printable(signer)))
-        _rows(console, ("signature", "kind", "signer"), signatures)
-    return buffer.getvalue()

@@ -10,6 +10,7 @@ verified on every read.
 from __future__ import annotations
 
 import contextlib
+import enum
 import errno
 import fcntl
 import hashlib
@@ -19,6 +20,7 @@ import stat
 import tarfile
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
@@ -48,6 +50,35 @@ ARCHIVE_LOCK = SCRATCH_PREFIX + "{name}.lock"  # beside an archive while a write
 
 class LayoutError(InputError):
     """An OCI layout that is missing, malformed, or lacks what was asked for."""
+
+
+# `cosign save` writes an untagged layout whose `index.json` entries say what they are with a
+# `kind` annotation: the image (or index) saved, and the manifests that hold its signatures
+# and attestations as cosign's `.sig` and `.att` tags would (sigstore/cosign
+# pkg/oci/layout/index.go; cosign reads the first entry of each kind).
+COSIGN_KIND_ANNOTATION = "kind"
+
+
+class CosignKind(enum.StrEnum):
+    """What an entry of a `cosign save` layout is."""
+
+    IMAGE = "dev.cosignproject.cosign/image"
+    IMAGE_INDEX = "dev.cosignproject.cosign/imageIndex"
+    SIGNATURES = "dev.cosignproject.cosign/sigs"
+    ATTESTATIONS = "dev.cosignproject.cosign/atts"
+
+    @property
+    def saved(self) -> bool:
+        """An image or index saved, not a signature store."""
+        return self in (CosignKind.IMAGE, CosignKind.IMAGE_INDEX)
+
+
+@dataclass(frozen=True)
+class CosignEntry:
+    """An `index.json` entry marked by `cosign save`."""
+
+    kind: CosignKind
+    descriptor: Descriptor
 
 
 class OCILayout:
@@ -140,8 +171,28 @@ class OCILayout:
             if mt.ANNOTATION_REF_NAME in d.annotations
         ]
 
+    def cosign_entries(self) -> list[CosignEntry]:
+        """The entries `cosign save` marked (`CosignKind`), in `index.json` order."""
+        kinds = {kind.value: kind for kind in CosignKind}
+        return [
+            CosignEntry(kinds[d.annotations[COSIGN_KIND_ANNOTATION]], d)
+            for d in self.index().manifests
+            if d.annotations.get(COSIGN_KIND_ANNOTATION) in kinds
+        ]
+
+    def cosign_stores(self, digest: str) -> list[CosignEntry]:
+        """The signature and attestation entries of a `cosign save` layout when `digest` is
+        the image (or index) it saved; none otherwise. Which image they sign is not written
+        down: they sit beside it, so the statements inside must name `digest` themselves
+        (the verifier checks that; a layout can put anything beside anything)."""
+        entries = self.cosign_entries()
+        if not any(e.kind.saved and e.descriptor.digest == digest for e in entries):
+            return []
+        return [e for e in entries if not e.kind.saved]
+
     def resolve(self, tag: str | None = None, digest: str | None = None) -> Descriptor:
-        """The `index.json` entry for a tag or digest; with neither, the only image."""
+        """The `index.json` entry for a tag or digest; with neither, the only image (or the
+        only image a `cosign save` layout holds)."""
         manifests = self.index().manifests
         if digest is not None:
             for d in manifests:
@@ -161,6 +212,9 @@ class OCILayout:
         if tag is None:
             if len(manifests) == 1:
                 return manifests[0]
+            saved = [e.descriptor for e in self.cosign_entries() if e.kind.saved]
+            if len(saved) == 1 and not self.tags():
+                return saved[0]
             tag = DEFAULT_TAG
         for d in manifests:
             if d.annotations.get(mt.ANNOTATION_REF_NAME) == tag:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wasmctl.oci import media_types as mt
-from wasmctl.oci.layout import LayoutWriter, OCILayout
+from wasmctl.oci.layout import LayoutError, LayoutWriter, OCILayout
 from wasmctl.oci.models import Descriptor, Index, Manifest, ManifestError, parse_manifest_or_index
 from wasmctl.oci.registry import NotFoundError, RegistryClient
 
@@ -95,7 +95,7 @@ def list_layout_referrers(
         try:
             raw = layout.read_blob(entry, limit=4 << 20)
             manifest = Manifest.from_bytes(raw)
-        except ManifestError:
+        except (ManifestError, LayoutError):  # not a readable manifest: no referrer of ours
             continue
         if manifest.subject is not None and manifest.subject.digest == digest:
             # the stored bytes, not a re-serialisation: their digest is the referrer's

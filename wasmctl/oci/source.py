@@ -3,9 +3,10 @@
 `open_source(ref, options)` gives a `Source`: resolve the reference (the descriptor and the
 exact manifest bytes), read manifests and small blobs by digest (verified, in memory), put
 large blobs in files (verified while they stream), list referrers (the API, the
-`sha256-<hex>` fallback tag, or a layout's `index.json`), and write blobs, manifests, tags
-and referrers (a layout through one `LayoutWriter` transaction, an archive rewritten when it
-commits; a registry through its client).
+`sha256-<hex>` fallback tag, or a layout's `index.json`) and the signature manifests a
+`cosign save` layout keeps beside its image, and write blobs, manifests, tags and referrers
+(a layout through one `LayoutWriter` transaction, an archive rewritten when it commits; a
+registry through its client).
 
 A registry is reached through the `Session` for its host, held by `RegistryOptions` for as
 long as an outer `with options:` lasts (a command): one `RegistryClient` (one connection
@@ -33,6 +34,7 @@ from wasmctl._files import open_regular
 from wasmctl.errors import InputError, InternalError
 from wasmctl.oci import media_types as mt
 from wasmctl.oci.layout import (
+    CosignEntry,
     LayoutError,
     LayoutWriter,
     OCILayout,
@@ -254,6 +256,11 @@ class Source(Protocol):
         """The referrers of `digest`."""
         ...
 
+    def cosign_stores(self, digest: str) -> list[CosignEntry]:
+        """The signature and attestation manifests a `cosign save` layout keeps beside
+        `digest` (`OCILayout.cosign_stores`); none in a registry or any other layout."""
+        ...
+
     def put_blob(
         self,
         descriptor: Descriptor,
@@ -355,6 +362,9 @@ class RegistrySource:
 
         return list_referrers(self.client, self.repository, digest)
 
+    def cosign_stores(self, digest: str) -> list[CosignEntry]:
+        return []  # a registry keeps them under `.sig` / `.att` tags
+
     def put_blob(
         self,
         descriptor: Descriptor,
@@ -445,6 +455,9 @@ class LayoutSource:
         from wasmctl.oci.referrers import list_layout_referrers
 
         return list_layout_referrers(self.layout, digest)
+
+    def cosign_stores(self, digest: str) -> list[CosignEntry]:
+        return self.layout.cosign_stores(digest)
 
     def put_blob(
         self,

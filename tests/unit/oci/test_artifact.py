@@ -10,6 +10,7 @@ import io
 import json
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -185,3 +186,141 @@ def test_inspect_json_fits_its_schema(
     data = json.loads(capsys.readouterr().out)
     jsonschema.validate(data, doc_schema("inspect-artifact.schema.json"))
     assert data["format"] == kind.value
+    assert data["wasm"] is True and data["cosignSaved"] == []
+
+
+# -- any image or index, Wasm or not (issue 16) ---------------------------------------------
+
+PROVENANCE = Path(__file__).parents[4] / "shared" / "testdata" / "provenance"
+SAVED_LAYOUTS = sorted(PROVENANCE.glob("gha-container-*/container_workflow_dispatch"))
+
+
+def write_index(root: Path, entries: list[Descriptor], tag: str = "index") -> Descriptor:
+    with OCILayout.writer(root) as w:
+        descriptor = w.add_bytes(mt.OCI_INDEX, Index(tuple(entries)).to_bytes())
+        w.tag(descriptor, tag)
+    return descriptor
+
+
+def container_index(root: Path, configs: dict[str, bytes]) -> Descriptor:
+    """An index of container images (one per `os/arch` of `configs`, a tar layer each) and a
+    buildx attestation manifest for the first."""
+    entries = []
+    for platform, config in configs.items():
+        os_name, arch = platform.split("/")
+        layers = [(mt.OCI_LAYER_TAR_GZIP, tar_gz("app", b"\x7fELF"))]
+        image = write_sample(root, mt.OCI_CONFIG, config, layers, tag=platform)
+        entries.append(Descriptor(image.media_type, image.digest, image.size,
+                                  platform=Platform(arch, os_name)))  # fmt: skip
+    attestation = write_sample(
+        root, mt.OCI_CONFIG, b'{"architecture":"unknown","os":"unknown"}',
+        [("application/vnd.in-toto+json", b'{"_type": "https://in-toto.io/Statement/v1"}')],
+        tag="att",
+    )  # fmt: skip
+    entries.append(
+        Descriptor(attestation.media_type, attestation.digest, attestation.size,
+                   {mt.DOCKER_REFERENCE_TYPE: mt.DOCKER_ATTESTATION_MANIFEST,
+                    "vnd.docker.reference.digest": entries[0].digest},
+                   platform=Platform("unknown", "unknown"))
+    )  # fmt: skip
+    return write_index(root, entries)
+
+
+def inspect_json(ref: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    import jsonschema
+
+    from tests.schemas import doc_schema
+
+    capsys.readouterr()
+    assert run(["inspect", "--format", "json", ref]) == 0
+    data: dict[str, Any] = json.loads(capsys.readouterr().out)
+    jsonschema.validate(data, doc_schema("inspect-artifact.schema.json"))
+    return data
+
+
+def test_a_container_index_is_described_as_what_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    linux = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers"}}'
+    index = container_index(tmp_path / "l", {"linux/amd64": linux, "linux/arm64": linux})
+    ref = f"oci:{tmp_path / 'l'}:index"
+    data = inspect_json(ref, capsys)
+    assert (data["wasm"], data["format"], data["digest"]) == (False, "unknown", index.digest)
+    assert data["manifest"] is None and data["manifestDigest"] is None and data["layers"] == []
+    assert data["summary"] == (
+        "an OCI image index of 2 manifests (linux/amd64, linux/arm64) and 1 buildx attestation "
+        "manifest; the index has no wasi/wasm manifest"
+    )
+    assert data["index"]["kind"] == "buildx-index"
+    entries = data["index"]["manifests"]
+    assert [e["attestation"] for e in entries] == [False, False, True]
+    assert not any(e["selected"] for e in entries)
+    assert run(["inspect", ref]) == 0
+    table = capsys.readouterr().out
+    assert f"{ref}  not a Wasm artifact" in table
+    assert "linux/arm64" in table and "attestation" in table
+
+
+def test_an_index_that_would_run_as_wasm_but_cannot_be_checked_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def relabelled(name: str) -> bytes:  # a Wasm image under another platform's label
+        return canonical_json({"architecture": "wasm", "os": "wasi", "author": name})
+
+    configs = {"linux/amd64": relabelled("a"), "linux/arm64": relabelled("b")}
+    container_index(tmp_path / "l", configs)
+    data = inspect_json(f"oci:{tmp_path / 'l'}:index", capsys)
+    assert data["wasm"] is False
+    assert (
+        "2 platform manifests of the index (linux/amd64, linux/arm64) would run as Wasm"
+        in (data["summary"])
+    )
+
+
+def test_a_container_image_manifest_is_described_as_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers"}}'
+    write_sample(tmp_path / "l", mt.OCI_CONFIG, config, [(mt.OCI_LAYER_TAR_GZIP, b"tar")])
+    data = inspect_json(f"oci:{tmp_path / 'l'}:t", capsys)
+    assert (data["wasm"], data["format"]) == (False, "unknown")
+    assert data["summary"] == "an OCI image manifest (a container image, 1 layer)"
+    assert [layer["wasm"] for layer in data["layers"]] == [False]
+
+
+@pytest.mark.parametrize("saved", SAVED_LAYOUTS, ids=lambda p: p.parent.name)
+def test_a_cosign_save_layout_shows_its_image_and_saved_attestation(
+    saved: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    digest = saved.with_suffix(".digest").read_text().strip()
+    data = inspect_json(f"oci:{saved}@{digest}", capsys)
+    assert (data["wasm"], data["digest"]) == (False, digest)
+    assert data["summary"].startswith(
+        "an OCI image index of 1 manifest (linux/amd64) and 1 buildx attestation manifest"
+    )
+    (saved_entry,) = data["cosignSaved"]
+    assert saved_entry["kind"] == "attestations"
+    (signature,) = data["signatures"]
+    assert signature["source"] == f"cosign-save atts {saved_entry['digest']}"
+    assert (signature["format"], signature["kind"]) == ("cosign-attestation", "attestation")
+    assert signature["predicateType"] == "https://slsa.dev/provenance/v0.2"
+    assert run(["inspect", f"oci:{saved}@{digest}"]) == 0
+    table = capsys.readouterr().out
+    assert "not a Wasm artifact" in table and "cosign save entry" in table
+    assert "attestation slsa.dev/provenance/v0.2" in table
+
+
+def test_an_attestation_store_is_named_for_what_it_holds(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    saved = SAVED_LAYOUTS[0]
+    (atts,) = [e for e in json.loads((saved / "index.json").read_bytes())["manifests"]
+               if e["annotations"]["kind"].endswith("/atts")]  # fmt: skip
+    data = inspect_json(f"oci:{saved}@{atts['digest']}", capsys)
+    assert data["summary"] == "an OCI image manifest holding cosign attestations (DSSE envelopes)"
+
+
+def test_every_wasm_format_has_a_summary() -> None:
+    from wasmctl.inspect.artifact import _WASM_NAMES
+
+    assert set(_WASM_NAMES) == set(ArtifactKind) - {ArtifactKind.UNKNOWN}
