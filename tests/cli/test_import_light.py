@@ -25,7 +25,18 @@ HEAVY = (
 # The modules that define the commands (wasmctl.cli.COMMANDS), and `gate serve`.
 COMMAND_MODULES = tuple(
     f"wasmctl.cli.{name}"
-    for name in ("audit", "build", "gate", "inspect", "registry", "sbom", "scan", "serve", "sign")
+    for name in (
+        "attest",
+        "audit",
+        "build",
+        "gate",
+        "inspect",
+        "registry",
+        "sbom",
+        "scan",
+        "serve",
+        "sign",
+    )
 )
 
 LIST_IMPORTS = """
@@ -68,7 +79,7 @@ def test_version_and_help_import_nothing_heavy(argv: list[str]) -> None:
     assert heavy(modules) == []
 
 
-@pytest.mark.parametrize("command", ["push", "pull", "scan", "sbom", "sign", "gate"])
+@pytest.mark.parametrize("command", ["push", "pull", "scan", "sbom", "sign", "attest", "gate"])
 def test_a_commands_help_imports_nothing_heavy(command: str) -> None:
     # typer 0.29 coerces the group's own options through pydantic before a command's help
     # is shown: pyproject.toml keeps typer below it.

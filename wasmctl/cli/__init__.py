@@ -55,6 +55,7 @@ COMMANDS: dict[str, Entry] = {
     "audit": Entry("audit", "audit"),
     "generate-key-pair": Entry("sign", "generate_key_pair", "KEYPAIR_EXAMPLES"),
     "sign": Entry("sign", "sign", "SIGN_EXAMPLES"),
+    "attest": Entry("attest", "attest"),
     "verify": Entry("sign", "verify", "VERIFY_EXAMPLES"),
 }
 _GATE_SERVE = Entry("serve", "serve")

@@ -137,18 +137,15 @@ def attest(
     options: RegistryOptions | None = None,
 ) -> SignedArtifact:
     """Sign the SBOM into an in-toto attestation about the artifact and store it as a
-    referrer (cosign v3's layout, predicate type by format)."""
+    referrer (cosign v3's layout, predicate type by format): `attest_reference` with the
+    SBOM as the predicate, as `wasmctl attest --type cyclonedx|spdx` would sign its file."""
     import json
 
-    from wasmctl.sign.targets import sign_reference
+    from wasmctl.sign.predicate import Predicate
+    from wasmctl.sign.targets import attest_reference
 
-    return sign_reference(
-        ref,
-        backend,
-        options,
-        predicate_type=sbom.format.predicate_type,
-        predicate=json.loads(sbom.text),
-    )
+    predicate = Predicate(sbom.format.predicate_type, json.loads(sbom.text))
+    return attest_reference(ref, predicate, backend, options)
 
 
 def _created() -> str:

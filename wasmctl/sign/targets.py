@@ -26,12 +26,14 @@ from wasmctl.sign.bundle import (
     MAX_BUNDLE,
     Bundle,
     BundleError,
+    Statement,
     statement_for,
 )
 from wasmctl.sign.legacy import DSSE_LAYER, verify_attestation_layer, verify_simple_signing
 from wasmctl.sign.policy import Policy, Signer, distinct_signers
+from wasmctl.sign.predicate import Predicate
 from wasmctl.sign.signer import SigningBackend
-from wasmctl.sign.storage import Candidate, bundle_referrer, find_candidates
+from wasmctl.sign.storage import MAX_SIGNATURE_BLOB, Candidate, bundle_referrer, find_candidates
 from wasmctl.sign.verifier import Check, Expectation, TrustSource, verify_bundle
 
 SCHEMA = "wasmctl.verify/v1"
@@ -128,6 +130,20 @@ def sign_file(path: Path, backend: SigningBackend, bundle_path: Path | None = No
     return target
 
 
+def attest_file(
+    path: Path, predicate: Predicate, backend: SigningBackend, bundle_path: Path | None = None
+) -> Path:
+    """Sign an in-toto statement about a file's sha256 (named by the file's name, as
+    `sigstore attest` and `cosign attest-blob` name it); write the bundle as `sign_file`."""
+    digest = file_digest(path)
+    statement = statement_for(path.name, digest, predicate.type, predicate.content)
+    check_statement_size(statement)
+    bundle = backend.sign_statement(statement)
+    target = bundle_path or default_bundle_path(path)
+    replace_atomically(target, bundle)
+    return target
+
+
 def verify_file(
     path: Path,
     policy: Policy,
@@ -174,6 +190,45 @@ def sign_reference(
         blobs, manifest = bundle_referrer(subject, bundle, predicate_type)
         referrer = store.attach(blobs, manifest)
     return SignedArtifact(subject, referrer, predicate_type)
+
+
+def attest_reference(
+    ref: Reference,
+    predicate: Predicate,
+    backend: SigningBackend,
+    options: RegistryOptions | None = None,
+) -> SignedArtifact:
+    """Sign an in-toto statement of `predicate` about the manifest (or index) `ref`
+    resolves to, and store the bundle as its referrer: `cosign attest`, in cosign v3's
+    layout (what `attest` and `sbom --attest` write). Verified by `verify_reference` with
+    the predicate's type."""
+    with open_source(ref, options, write=True) as store:
+        subject = store.subject()
+        name = subject_name(ref)
+        statement = statement_for(name, subject.digest, predicate.type, predicate.content)
+        check_statement_size(statement)
+        bundle = backend.sign_statement(statement)
+        blobs, manifest = bundle_referrer(subject, bundle, predicate.type)
+        referrer = store.attach(blobs, manifest)
+    return SignedArtifact(subject, referrer, predicate.type)
+
+
+# A keyless bundle's certificate, log entry and checkpoint take a few kilobytes beside the
+# base64 of the statement; this leaves room for them under what readers accept.
+BUNDLE_MATERIAL = 64 << 10
+MAX_STATEMENT = (min(MAX_BUNDLE, MAX_SIGNATURE_BLOB) - BUNDLE_MATERIAL) // 4 * 3
+
+
+def check_statement_size(statement: Statement) -> None:
+    """Refuse, before anything is signed or logged, a statement too large for its bundle
+    to be read back (`verify` and `gate` read bundles up to 16 MiB)."""
+    size = len(statement.to_bytes())
+    if size > MAX_STATEMENT:
+        raise InputError(
+            f"the in-toto statement would be {size} bytes, more than the {MAX_STATEMENT} "
+            "a signed bundle can carry",
+            hint="attest a smaller predicate (JSON escapes of non-ASCII text count too)",
+        )
 
 
 def subject_name(ref: Reference) -> str:
