@@ -45,6 +45,11 @@ Examples:
 
   wasmctl verify app.wasm --bundle app.wasm.sigstore.json --key cosign.pub \\
     --trusted-root root.json
+
+  wasmctl verify ghcr.io/acme/app:v1 --attestation slsaprovenance \\
+    --certificate-identity-regexp "$SLSA_GENERATOR/.*" \\
+    --certificate-oidc-issuer https://token.actions.githubusercontent.com \\
+    --source-uri github.com/acme/app --source-ref-regexp 'refs/tags/v.*'
 """
 
 
@@ -316,6 +321,88 @@ def verify(
             metavar="TYPE",
         ),
     ] = None,
+    builder_id: Annotated[
+        str | None,
+        typer.Option(
+            "--builder-id",
+            help="Provenance: the builder id; without @VERSION, that builder at any version "
+            "(as slsa-verifier).",
+            metavar="ID",
+        ),
+    ] = None,
+    builder_id_regexp: Annotated[
+        str | None,
+        typer.Option(
+            "--builder-id-regexp",
+            help="Provenance: a pattern the whole builder id must match.",
+            metavar="REGEX",
+        ),
+    ] = None,
+    build_type: Annotated[
+        str | None,
+        typer.Option(
+            "--build-type",
+            help="Provenance: the exact build type URI.",
+            metavar="URI",
+        ),
+    ] = None,
+    source_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--source-uri",
+            help="Provenance: the source repository (github.com/o/r; https:// and .git "
+            "forms are the same repository).",
+            metavar="REPO",
+        ),
+    ] = None,
+    source_tag: Annotated[
+        str | None,
+        typer.Option(
+            "--source-tag",
+            help="Provenance: built from this tag (refs/tags/TAG).",
+            metavar="TAG",
+        ),
+    ] = None,
+    source_branch: Annotated[
+        str | None,
+        typer.Option(
+            "--source-branch",
+            help="Provenance: built from this branch (refs/heads/BRANCH).",
+            metavar="BRANCH",
+        ),
+    ] = None,
+    source_ref: Annotated[
+        str | None,
+        typer.Option(
+            "--source-ref",
+            help="Provenance: built from this exact git ref (refs/tags/v1).",
+            metavar="REF",
+        ),
+    ] = None,
+    source_ref_regexp: Annotated[
+        str | None,
+        typer.Option(
+            "--source-ref-regexp",
+            help="Provenance: a pattern the whole ref must match ('refs/tags/.*': tags only).",
+            metavar="REGEX",
+        ),
+    ] = None,
+    source_commit: Annotated[
+        str | None,
+        typer.Option(
+            "--source-commit",
+            help="Provenance: built from this commit (the full hex id).",
+            metavar="SHA",
+        ),
+    ] = None,
+    entry_point: Annotated[
+        str | None,
+        typer.Option(
+            "--entry-point",
+            help="Provenance: the workflow that ran the build (.github/workflows/release.yml).",
+            metavar="PATH",
+        ),
+    ] = None,
     require: Annotated[
         int,
         typer.Option(
@@ -361,6 +448,11 @@ def verify(
     or one keyless identity and issuer, counts once however many copies are stored). Regexes
     are matched against the whole value (re.fullmatch). Exit 1 shows what was found next to
     what was asked.
+
+    With --attestation slsaprovenance (or slsaprovenance1), an attestation counts only when
+    its provenance also meets the --builder-id/--source-* conditions, and, signed keyless in
+    GitHub Actions, names the source its certificate names (repository, ref, commit,
+    workflow).
     """
     from wasmctl.errors import exit_code_for
     from wasmctl.oci.reference import parse_reference
@@ -387,6 +479,19 @@ def verify(
     from wasmctl.sign import predicate_type
 
     predicate = predicate_type(attestation) if attestation else None
+    conditions = _provenance_conditions(
+        predicate,
+        builder_id=builder_id,
+        builder_id_regexp=builder_id_regexp,
+        build_type=build_type,
+        source_uri=source_uri,
+        source_tag=source_tag,
+        source_branch=source_branch,
+        source_ref=source_ref,
+        source_ref_regexp=source_ref_regexp,
+        source_commit=source_commit,
+        entry_point=entry_point,
+    )
     if is_file_target(target):
         result = verify_file(
             Path(target), policy, trust, bundle_path=bundle, predicate_type=predicate
@@ -401,7 +506,29 @@ def verify(
         result = verify_reference(
             ref, policy, trust, options, predicate_type=predicate, required=require
         )
+    from wasmctl.sign.provenance import PROVENANCE_TYPES, apply_conditions
+
+    if predicate in PROVENANCE_TYPES:
+        result = apply_conditions(result, conditions)
     write_output(render(result, fmt), output)
     code = exit_code_for(verdict(result))
     if code:
         raise typer.Exit(code)
+
+
+def _provenance_conditions(predicate: str | None, **options: str | None) -> Any:
+    """The provenance conditions the options ask for (None: none); an input error when they
+    are given for anything but SLSA provenance, which alone says what they are about."""
+    from wasmctl.errors import InputError
+    from wasmctl.sign.provenance import PROVENANCE_TYPES, provenance_conditions
+
+    given = [f"--{name.replace('_', '-')}" for name, value in options.items() if value is not None]
+    if given and predicate not in PROVENANCE_TYPES:
+        what = f"--attestation {predicate}" if predicate else "signatures"
+        raise InputError(
+            f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} about SLSA provenance, "
+            f"not {what}",
+            hint="verify provenance with --attestation slsaprovenance (v0.2) "
+            "or --attestation slsaprovenance1 (v1)",
+        )
+    return provenance_conditions(**options)

@@ -57,9 +57,14 @@ def text(result: Verification) -> str:
         f"  digest: {result.digest}",
     ]
     wanted = ", ".join(
-        f"{k} {', '.join(v) if isinstance(v, list) else v}" for k, v in result.policy.items()
+        f"{k} {', '.join(v) if isinstance(v, list) else v}"
+        for k, v in result.policy.items()
+        if not isinstance(v, dict)
     )
     lines.append(f"  policy: {wanted}")
+    provenance = result.policy.get("provenance")
+    if isinstance(provenance, dict):
+        lines.append("  provenance: " + ", ".join(f"{k} {v}" for k, v in provenance.items()))
     if not result.checks:
         lines.append("  no signatures found")
     duplicates = result.duplicates()
@@ -76,7 +81,10 @@ def text(result: Verification) -> str:
             lines.append(f"       subject: {', '.join(check.subjects)}")
         if check.predicate_type:
             lines.append(f"       predicate: {check.predicate_type}")
-        if check.error:
+        failed = [c for c in check.conditions if not c.passed]
+        if failed:
+            lines += [f"       condition: {c.describe()}" for c in failed]
+        elif check.error:
             lines.append(f"       reason: {check.error}")
     lines += [f"  problem: {p}" for p in result.problems]
     return "\n".join(lines) + "\n"

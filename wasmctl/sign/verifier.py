@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -59,6 +59,9 @@ from wasmctl.sign.policy import (
 )
 from wasmctl.sign.tlog import verify_entry
 from wasmctl.sign.trust import TrustedRoot
+
+if TYPE_CHECKING:
+    from wasmctl.sign.provenance import ConditionResult
 
 SIGSTORE_PYTHON_KINDS = {("hashedrekord", "0.0.1"), ("hashedrekord", "0.0.2"), ("dsse", "0.0.1")}
 
@@ -114,6 +117,8 @@ class Check:
     # conditions on the content (provenance, VEX). Set only when the check passed.
     statement: Statement | None = field(default=None, compare=False, repr=False)
     certificate: x509.Certificate | None = field(default=None, compare=False, repr=False)
+    # The conditions on that content (`wasmctl.sign.provenance.judge`), passed or not.
+    conditions: tuple[ConditionResult, ...] = field(default=(), compare=False)
 
     @property
     def ok(self) -> bool:
@@ -129,6 +134,7 @@ class Check:
             "subjects": list(self.subjects),
             "predicateType": self.predicate_type,
             "transparencyLog": self.logged,
+            "conditions": [c.to_json() for c in self.conditions],
         }
 
 
