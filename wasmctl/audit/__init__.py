@@ -5,7 +5,9 @@ modules, matched offline against OSV databases.
   update, its age; `versions`: versions compared as SemVer;
 - `findings`: the packages a module is built from and the advisories that apply, with the
   reachability hint of `reach`;
-- `model`: severities, ignores and the report; `report/`: its formats.
+- `model`: severities, ignores and the report; `report/`: its formats;
+- `vex`: OpenVEX statements (files, verified attestations) that suppress or annotate
+  findings, and the document `--emit-vex` writes.
 
 `audit_targets` is the library's entry: targets in, an `AuditReport` out, never raising on
 a finding (the command line turns the report into an exit code).
@@ -13,8 +15,8 @@ a finding (the command line turns the report into an exit code).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,8 +34,21 @@ from wasmctl.errors import InputError, RemoteError
 if TYPE_CHECKING:
     from wasmctl.audit.findings import Finding, Package
     from wasmctl.audit.osv import Database
+    from wasmctl.audit.vex import Document, Rejected, Statement, VexSet
+    from wasmctl.oci.reference import Reference
     from wasmctl.oci.source import RegistryOptions
     from wasmctl.sbom.facts import Subject
+    from wasmctl.sign.policy import Policy
+    from wasmctl.sign.verifier import TrustSource
+
+
+@dataclass(frozen=True)
+class VexTrust:
+    """Whose OpenVEX attestations on an artifact are read: those that verify under
+    `policy` (a key, or a keyless identity) against `trust`."""
+
+    policy: Policy
+    trust: TrustSource
 
 
 @dataclass(frozen=True)
@@ -43,6 +58,8 @@ class AuditOptions:
     ignore_unreachable: bool = False
     today: date | None = None  # for ignores' expiry; today (UTC) when None
     registry: RegistryOptions | None = None
+    vex: VexSet | None = None  # statements from VEX files, for every target
+    vex_trust: VexTrust | None = None  # None: attestations are not read
 
 
 def database_info(database: Database) -> DatabaseInfo:
@@ -73,7 +90,13 @@ def audit_targets(
                 )
                 continue
             assert subject is not None
-            audited.append(audit_subject(name, subject, database, options, today))
+            attested: tuple[Document, ...] = ()
+            rejected: tuple[Rejected, ...] = ()
+            if options.vex_trust is not None and subject.artifact is not None:
+                attested, rejected = _vex_attestations(target, subject, options)
+            audited.append(
+                audit_subject(name, subject, database, options, today, attested, rejected)
+            )
     return AuditReport(
         targets=tuple(audited),
         database=database_info(database),
@@ -81,13 +104,22 @@ def audit_targets(
         ignores=options.ignores,
         expired=tuple(i for i in options.ignores if i.expired(today)),
         generated=now,
+        vex=options.vex.documents if options.vex is not None else (),
     )
 
 
 def audit_subject(
-    name: str, subject: Subject, database: Database, options: AuditOptions, today: date
+    name: str,
+    subject: Subject,
+    database: Database,
+    options: AuditOptions,
+    today: date,
+    attested: tuple[Document, ...] = (),
+    rejected: tuple[Rejected, ...] = (),
 ) -> TargetAudit:
-    """The audit of every module of one subject (a module file, or an artifact's modules)."""
+    """The audit of every module of one subject (a module file, or an artifact's modules).
+    VEX statements from `options.vex` and from `attested` (the artifact's verified
+    attestations) apply to its findings; `rejected` are the attestations not used."""
     from wasmctl.audit.findings import audit
 
     findings: list[Finding] = []
@@ -98,15 +130,74 @@ def audit_subject(
         findings += result.findings
         packages += result.packages
         unmatched += result.unmatched
+    statements = _vex_set(options.vex, attested)
     return TargetAudit(
         target=name,
         findings=place(
-            findings, options.ignores, today=today, ignore_unreachable=options.ignore_unreachable
+            findings,
+            options.ignores,
+            today=today,
+            ignore_unreachable=options.ignore_unreachable,
+            vex=_vex_of(statements, subject) if statements is not None else None,
         ),
         packages=tuple(packages),
         unmatched=tuple(unmatched),
         subject=subject,
+        vex=attested,
+        vex_rejected=rejected,
     )
+
+
+def _vex_set(given: VexSet | None, attested: tuple[Document, ...]) -> VexSet | None:
+    if not attested:
+        return given if given else None
+    from wasmctl.audit.vex import VexSet
+
+    return (given or VexSet(())).with_documents(attested)
+
+
+def _vex_of(statements: VexSet, subject: Subject) -> Callable[[Finding], Statement | None]:
+    """The statement in force for a finding of `subject`, its product known by where
+    the finding was made."""
+    from wasmctl.audit.vex import Product, product_of
+
+    products: dict[str, Product] = {}
+
+    def statement(finding: Finding) -> Statement | None:
+        where = finding.package.where
+        if where not in products:
+            products[where] = product_of(subject, where)
+        return statements.statement_for(finding, products[where])
+
+    return statement
+
+
+def _vex_attestations(
+    target: str, subject: Subject, options: AuditOptions
+) -> tuple[tuple[Document, ...], tuple[Rejected, ...]]:
+    """The artifact's OpenVEX attestations that verify under `options.vex_trust`, and
+    those found that do not. Read from the digest the audit read (a tag that moved since
+    is not followed); a failure to look them up is reported as not used, never as a
+    reason to pass."""
+    from wasmctl.audit.vex import Rejected, attested
+    from wasmctl.oci.reference import parse_reference
+    from wasmctl.sign.targets import find_signature_candidates
+
+    assert options.vex_trust is not None and subject.artifact is not None
+    try:
+        ref = _pinned(parse_reference(target), subject.artifact.digest)
+        found = find_signature_candidates(ref, options.registry)
+        return attested(found, (options.vex_trust.policy,), options.vex_trust.trust)
+    except (InputError, RemoteError) as e:
+        return (), (Rejected(target, f"VEX attestations could not be read: {e.message}"),)
+
+
+def _pinned(ref: Reference, digest: str) -> Reference:
+    from wasmctl.oci.reference import LayoutReference
+
+    if isinstance(ref, LayoutReference):
+        return LayoutReference(ref.path, None, digest, ref.archive)
+    return replace(ref, digest=digest)
 
 
 def _subjects(
@@ -146,4 +237,4 @@ def _file_subject(
         yield name, None, e
 
 
-__all__ = ["AuditOptions", "audit_subject", "audit_targets", "database_info"]
+__all__ = ["AuditOptions", "VexTrust", "audit_subject", "audit_targets", "database_info"]

@@ -1,14 +1,19 @@
 """The results of an audit as frozen data: severities, ignores, and the report the command
 line renders and turns into an exit code (an audit never raises on a finding).
 
-A finding is in exactly one of four places:
+A finding is in exactly one of five places:
 - `active`: a vulnerability that counts against `--fail-on`;
 - `informational`: RustSec's unmaintained, unsound and notice advisories, listed apart and
   never failing the run;
 - `ignored`: matched by an ignore (`--ignore`, an ignore file, a gate policy), listed with
   the ignore that matched;
+- `suppressed`: an OpenVEX `not_affected` statement (`wasmctl.audit.vex`) applies to it,
+  listed with that statement (its author, justification, impact statement);
 - `unreachable`: hidden by `--ignore-unreachable` because the reachability hint proved the
   functions it names absent, and listed as hidden.
+
+Wherever it is, a finding carries the VEX statement in force for it, if any: `affected`,
+`fixed` and `under_investigation` are reported on the finding and suppress nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +28,10 @@ from typing import TYPE_CHECKING, Any
 from wasmctl.errors import InputError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from wasmctl.audit.findings import Finding, Package
+    from wasmctl.audit.vex import Document, Rejected, Statement
     from wasmctl.sbom.facts import Subject
 
 
@@ -180,16 +188,19 @@ class Place(enum.StrEnum):
     ACTIVE = "active"
     INFORMATIONAL = "informational"
     IGNORED = "ignored"
+    SUPPRESSED = "suppressed"
     UNREACHABLE = "unreachable"
 
 
 @dataclass(frozen=True)
 class Placed:
-    """A finding, where it is reported, and the ignore that put it there, if any."""
+    """A finding, where it is reported, the ignore that put it there, if any, and the VEX
+    statement in force for it, if any (the one that suppressed it, for `suppressed`)."""
 
     finding: Finding
     place: Place
     ignore: Ignore | None = None
+    vex: Statement | None = None
 
 
 @dataclass(frozen=True)
@@ -218,6 +229,9 @@ class TargetAudit:
     error: str | None = None
     remote: bool = False  # the error was the registry's or the network's
     subject: Subject | None = None  # what the SBOM of the target describes
+    # VEX attestations found on the artifact: verified and read, or not used and why
+    vex: tuple[Document, ...] = ()
+    vex_rejected: tuple[Rejected, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -229,6 +243,15 @@ class AuditReport:
     expired: tuple[Ignore, ...] = ()  # ignores past their date, which ignored nothing
     generated: datetime | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    vex: tuple[Document, ...] = ()  # the VEX documents given as files
+
+    @property
+    def vex_documents(self) -> list[tuple[str | None, Document]]:
+        """Every VEX document read: (None, document) for a file, (target, document) for an
+        attestation found on a target."""
+        out: list[tuple[str | None, Document]] = [(None, d) for d in self.vex]
+        out += [(t.target, d) for t in self.targets for d in t.vex]
+        return out
 
     def placed(self, place: Place | None = None) -> list[Placed]:
         return [p for t in self.targets for p in t.findings if place in (None, p.place)]
@@ -269,21 +292,26 @@ def place(
     *,
     today: date,
     ignore_unreachable: bool = False,
+    vex: Callable[[Finding], Statement | None] | None = None,
 ) -> tuple[Placed, ...]:
     """Where each finding is reported: an ignore wins over everything (it is listed with
-    the finding), then informational, then unreachable when asked."""
+    the finding), then a VEX `not_affected` statement (`vex`: the statement in force for a
+    finding), then informational, then unreachable when asked."""
     from wasmctl.audit.reach import Reachability
 
     live = [i for i in ignores if not i.expired(today)]
     out = []
     for finding in findings:
+        statement = vex(finding) if vex is not None else None
         rule = next((i for i in live if i.matches(finding)), None)
         if rule is not None:
-            out.append(Placed(finding, Place.IGNORED, rule))
+            out.append(Placed(finding, Place.IGNORED, rule, statement))
+        elif statement is not None and statement.suppresses:
+            out.append(Placed(finding, Place.SUPPRESSED, None, statement))
         elif finding.advisory.informational:
-            out.append(Placed(finding, Place.INFORMATIONAL))
+            out.append(Placed(finding, Place.INFORMATIONAL, None, statement))
         elif ignore_unreachable and finding.reach.verdict is Reachability.ABSENT:
-            out.append(Placed(finding, Place.UNREACHABLE))
+            out.append(Placed(finding, Place.UNREACHABLE, None, statement))
         else:
-            out.append(Placed(finding, Place.ACTIVE))
+            out.append(Placed(finding, Place.ACTIVE, None, statement))
     return tuple(out)

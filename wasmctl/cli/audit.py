@@ -12,8 +12,10 @@ from wasmctl.cli._help import choices_metavar
 from wasmctl.cli.registry import CaFile, PlainHttp, registry_options
 
 if TYPE_CHECKING:
+    from wasmctl.audit import VexTrust
     from wasmctl.audit.model import Ignore
     from wasmctl.audit.osv import Database
+    from wasmctl.audit.vex import VexSet
 
 # Named here, not imported: `--help` loads no audit code.
 FORMATS = ("table", "json", "sarif", "cyclonedx")
@@ -33,6 +35,12 @@ Examples:
 
   wasmctl audit --db /mnt/osv --max-db-age 7d \\
     --ignore-file audit-ignore.yaml oci:out:v1
+
+  wasmctl audit --vex vendor.openvex.json ghcr.io/acme/app:v1
+
+  wasmctl audit --vex-key cosign.pub oci:out:v1
+
+  wasmctl audit --emit-vex app.openvex.json --vex-author ACME app.wasm
 
 Exit codes: 0 nothing at or above --fail-on, 1 found, 2 bad input or no database,
 3 registry unreachable, or the database is older than --max-db-age.
@@ -121,6 +129,94 @@ def audit(
             metavar="AGE",
         ),
     ] = None,
+    vex: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--vex",
+            help="An OpenVEX 0.2.0 document; repeatable. A not_affected statement about a "
+            "finding's artifact or module (and package) suppresses it: listed as "
+            "suppressed, never failing.",
+            metavar="FILE",
+        ),
+    ] = None,
+    vex_key: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--vex-key",
+            help="Also read the artifact's OpenVEX attestations that verify with this "
+            "public key (cosign.pub); repeatable. Without --vex-key or a --vex-certificate "
+            "identity, attestations are not read.",
+            metavar="FILE",
+        ),
+    ] = None,
+    vex_identity: Annotated[
+        str | None,
+        typer.Option(
+            "--vex-certificate-identity",
+            help="Keyless: read OpenVEX attestations signed by this exact identity.",
+            metavar="ID",
+        ),
+    ] = None,
+    vex_identity_regexp: Annotated[
+        str | None,
+        typer.Option(
+            "--vex-certificate-identity-regexp",
+            help="Keyless: a pattern the whole signer identity must match (anchored).",
+            metavar="REGEX",
+        ),
+    ] = None,
+    vex_issuer: Annotated[
+        str | None,
+        typer.Option(
+            "--vex-certificate-oidc-issuer",
+            help="Keyless: the exact OIDC issuer of the attestations' signer.",
+            metavar="URL",
+        ),
+    ] = None,
+    vex_issuer_regexp: Annotated[
+        str | None,
+        typer.Option(
+            "--vex-certificate-oidc-issuer-regexp",
+            help="Keyless: a pattern the whole issuer must match (anchored).",
+            metavar="REGEX",
+        ),
+    ] = None,
+    trusted_root: Annotated[
+        Path | None,
+        typer.Option(
+            "--trusted-root",
+            help="Verify keyless VEX attestations against this Sigstore trusted root "
+            "(or client trust config) file: offline, no TUF.",
+            metavar="FILE",
+        ),
+    ] = None,
+    offline: Annotated[
+        bool,
+        typer.Option(
+            "--offline",
+            help="Verify keyless VEX attestations against the production trusted root "
+            "embedded in sigstore-python.",
+        ),
+    ] = False,
+    emit_vex: Annotated[
+        Path | None,
+        typer.Option(
+            "--emit-vex",
+            help="Also write OpenVEX (not_affected, vulnerable_code_not_present) for the "
+            "findings whose listed functions the name section proves absent; written "
+            "only when there are some. SOURCE_DATE_EPOCH sets its timestamp.",
+            metavar="FILE",
+        ),
+    ] = None,
+    vex_author: Annotated[
+        str,
+        typer.Option(
+            "--vex-author",
+            help="The author --emit-vex names: the person or organisation that stands "
+            "behind the statements.",
+            metavar="NAME",
+        ),
+    ] = "wasmctl audit",
     plain_http: PlainHttp = None,
     ca_file: CaFile = None,
 ) -> None:
@@ -129,7 +225,9 @@ def audit(
     Dependencies are read as `sbom` reads them (cargo-auditable's .dep-v0, Go's modinfo and
     toolchain) and matched offline against OSV records. Each finding says whether the
     functions it names are present in the module (from its name section): a hint, which
-    hides nothing unless --ignore-unreachable.
+    hides nothing unless --ignore-unreachable. OpenVEX statements (--vex files, and with
+    --vex-key or a --vex-certificate identity the artifact's verified attestations) mark
+    findings not_affected (suppressed), affected, fixed or under_investigation.
     """
     from wasmctl.audit import AuditOptions, audit_targets
     from wasmctl.audit.model import Threshold
@@ -146,6 +244,21 @@ def audit(
     except ValueError:
         raise InputError(f"--fail-on must be {one_of(THRESHOLDS)}, not {fail_on!r}") from None
     ignores = _ignores(ignore or (), ignore_file)
+    if emit_vex is not None and str(emit_vex) == "-" and output in (None, Path("-")):
+        raise InputError("--emit-vex - would share stdout with the report",
+                         hint="give the report -o FILE, or --emit-vex a file")  # fmt: skip
+    if not vex_author.strip():
+        raise InputError("--vex-author must name someone")
+    statements = _vex_files(vex or ())
+    vex_trust = _vex_trust(
+        vex_key or (),
+        vex_identity,
+        vex_identity_regexp,
+        vex_issuer,
+        vex_issuer_regexp,
+        trusted_root,
+        offline,
+    )
     database = open_database(db, max_db_age)
     remote = any(
         looks_like_reference(t) and not t.startswith(("oci:", "oci-archive:")) for t in targets
@@ -163,6 +276,8 @@ def audit(
                 fail_on=threshold,
                 ignore_unreachable=ignore_unreachable,
                 registry=options,
+                vex=statements,
+                vex_trust=vex_trust,
             ),
         )
     text = render(
@@ -172,7 +287,21 @@ def audit(
         width=terminal_width(),
         now=datetime.now(UTC),
     )
+    emitted = None
+    if emit_vex is not None:
+        from wasmctl.audit.vex import emit
+
+        emitted = emit(report, author=vex_author.strip())
     write_output(text, output)
+    if emit_vex is not None:
+        if emitted is None:
+            info(f"--emit-vex: no finding's functions are proven absent; {emit_vex} not written")
+        else:
+            write_output(emitted, emit_vex)
+            if str(emit_vex) != "-":
+                info(f"OpenVEX written to {emit_vex}")
+    if vex_trust is not None and not any(t.subject and t.subject.artifact for t in report.targets):
+        info("note: VEX attestations are read from artifacts; no target is one")
     for expired in report.expired:
         info(f"warning: the ignore of {expired.id} ({expired.source}) expired on "
              f"{expired.expires}: it ignores nothing")  # fmt: skip
@@ -194,6 +323,55 @@ def open_database(db: Path | None, max_age: str | None) -> Database:
     if limit is not None:
         databases.check_age(database, limit, datetime.now(UTC))
     return database
+
+
+def _vex_files(paths: list[Path] | tuple[Path, ...]) -> VexSet | None:
+    if not paths:
+        return None
+    from wasmctl.audit.vex import VexSet, load_files
+
+    return VexSet(load_files(paths))
+
+
+def _vex_trust(
+    keys: list[Path] | tuple[Path, ...],
+    identity: str | None,
+    identity_regexp: str | None,
+    issuer: str | None,
+    issuer_regexp: str | None,
+    trusted_root: Path | None,
+    offline: bool,
+) -> VexTrust | None:
+    """Whose VEX attestations are read, from the --vex-* trust flags; None without them."""
+    from wasmctl.errors import InputError
+
+    keyless = (identity, identity_regexp, issuer, issuer_regexp)
+    if not keys and all(x is None for x in keyless):
+        if trusted_root is not None or offline:
+            raise InputError(
+                "--trusted-root and --offline are for verifying VEX attestations",
+                hint="say whose to read: --vex-key FILE, or --vex-certificate-identity[-regexp] "
+                "with --vex-certificate-oidc-issuer[-regexp]",
+            )
+        return None
+    from wasmctl.audit import VexTrust
+    from wasmctl.sign.policy import policy_from_options
+    from wasmctl.sign.verifier import TrustSource
+
+    try:
+        policy = policy_from_options(
+            keys,
+            identity=identity,
+            identity_regexp=identity_regexp,
+            issuer=issuer,
+            issuer_regexp=issuer_regexp,
+        )
+    except InputError as e:  # its words are verify's flags: name these
+        message = e.message.replace("--key", "--vex-key").replace(
+            "identity policy", "identity policy (--vex-certificate-*)"
+        )
+        raise InputError(message, hint=e.hint and e.hint.replace("--cert", "--vex-cert")) from None
+    return VexTrust(policy, TrustSource(trusted_root, offline))
 
 
 def _ignores(ids: list[str] | tuple[str, ...], path: Path | None) -> tuple[Ignore, ...]:

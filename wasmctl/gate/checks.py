@@ -5,24 +5,33 @@ ask for it. Reading is the runner's (`wasmctl.gate.engine`); nothing here fetche
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wasmctl.errors import DeniedError, RemoteError, WasmctlError
 from wasmctl.gate.model import CheckResult, Status
-from wasmctl.gate.policy import KeylessAuthority, Rules, Scan, Signatures, Vulnerabilities
+from wasmctl.gate.policy import (
+    AttestationRule,
+    KeylessAuthority,
+    Rules,
+    Scan,
+    Signatures,
+    Vulnerabilities,
+)
 from wasmctl.oci.artifact import Artifact, ArtifactKind, LaunchContext
 from wasmctl.oci.reference import Reference, RegistryReference
 from wasmctl.sign.policy import Policy, Signer
 
 if TYPE_CHECKING:
     from wasmctl.sign.targets import SignatureCandidates
-    from wasmctl.sign.verifier import TrustSource
+    from wasmctl.sign.verifier import Check, TrustSource
 
 Modules = list[tuple[str, Path]] | WasmctlError  # (name in the image, file), or why not
 # sources that verify under any authority, with their signers; what was found; problems met
 Verified = tuple[dict[str, Signer], list[str], list[str]]
 Verify = Callable[[Signatures, str | None], Verified]  # signatures, predicate type
+Attest = Callable[[Signatures, "AttestationRule"], "Attested"]  # signers, the rule
 
 
 def registry(ref: Reference, rules: Rules) -> CheckResult | None:
@@ -129,12 +138,27 @@ def scan(rules: Rules, modules: Modules, load: Callable[[Scan], list[Any]]) -> C
     return CheckResult("scan", Status.PASS, f"{len(modules)} module(s) allowed by {names}")
 
 
+# the artifact's OpenVEX attestations that verify, and those found that do not
+# (wasmctl.audit.vex.Document, wasmctl.audit.vex.Rejected)
+VexAttested = Callable[[], tuple[tuple[Any, ...], tuple[Any, ...]]]
+
+
 def vulnerabilities(
-    rules: Rules, modules: Modules, database: Callable[[Vulnerabilities], Any]
+    rules: Rules,
+    modules: Modules,
+    database: Callable[[Vulnerabilities], Any],
+    digest: str | None = None,
+    vex_attested: VexAttested | None = None,
 ) -> CheckResult | None:
     """Known vulnerabilities of the modules (`wasmctl audit`), judged as the policy's
     `vulnerabilities` says. `database`: the rule's OSV database, loaded once for the gate
-    (it raises what loading raises: missing is an input error, stale a remote one)."""
+    (it raises what loading raises: missing is an input error, stale a remote one).
+
+    OpenVEX statements about the artifact (`digest`) or a module apply as in `audit`: the
+    policy's `vex` files, and with `vexAttestations` the attestations `vex_attested`
+    verifies under the rules' `signatures`; one that cannot be read or does not verify is
+    listed and never used. A `not_affected` statement suppresses its finding (listed in
+    the details with its author and justification); other statuses are reported."""
     rule = rules.vulnerabilities
     if rule is None:
         return None
@@ -144,7 +168,8 @@ def vulnerabilities(
 
     from wasmctl.audit import AuditOptions, audit_subject
     from wasmctl.audit.model import Place, Threshold
-    from wasmctl.sbom.facts import Subject, file_facts
+    from wasmctl.audit.vex import Rejected, VexSet
+    from wasmctl.sbom.facts import ArtifactFacts, Subject, file_facts
 
     try:
         db = database(rule)
@@ -152,35 +177,59 @@ def vulnerabilities(
         message = f"{e.message} ({e.hint})" if e.hint else e.message
         return CheckResult("vulnerabilities", Status.ERROR, message,
                            remote=isinstance(e, RemoteError))  # fmt: skip
+    attested: tuple[Any, ...] = ()
+    rejected: tuple[Any, ...] = ()
+    if rule.vex_attestations and vex_attested is not None:
+        try:
+            attested, rejected = vex_attested()
+        except WasmctlError as e:  # no statement read: nothing suppressed, the gate is shut
+            rejected = (Rejected("attestations", f"could not be read: {e.message}"),)
     options = AuditOptions(
         ignores=rule.ignores,
         fail_on=Threshold(rule.fail_on),
         ignore_unreachable=rule.ignore_unreachable,
+        vex=VexSet(rule.vex_documents) if rule.vex_documents else None,
     )
+    artifact = ArtifactFacts(digest, "artifact", digest, None, None) if digest else None
     today = datetime.now(UTC).date()
-    failing, ignored, errors = [], [], []
+    failing, ignored, suppressed, stated, errors = [], [], [], [], []
     for name, path in modules:
         try:
-            subject = Subject((file_facts(path, Path(name).stem),))
+            subject = Subject((file_facts(path, Path(name).stem),), artifact)
         except WasmctlError as e:
             errors.append(f"{name}: {e.message}")
             continue
-        audited = audit_subject(name, subject, db, options, today)
+        audited = audit_subject(name, subject, db, options, today, attested)
         for placed in audited.findings:
             finding = placed.finding
+            if placed.vex is not None:
+                stated.append({**_identified(finding), **placed.vex.to_json()})
             if placed.place is Place.IGNORED:
                 ignored.append(
                     f"{finding.advisory.id} ({placed.ignore.reason if placed.ignore else ''})"
                 )
+            elif placed.place is Place.SUPPRESSED and placed.vex is not None:
+                suppressed.append(f"{_vulnerability(finding)}: VEX {placed.vex.describe()}")
             elif placed.place is Place.ACTIVE and options.fail_on.reached_by(
                 finding.severity.rating
             ):
-                failing.append(finding)
+                failing.append(placed)
     details: dict[str, Any] = {"database": {"digest": db.digest, "records": db.records}}
     if ignored:
         details["ignored"] = sorted(set(ignored))
+    if suppressed:
+        details["suppressed"] = sorted(set(suppressed))
+    if stated:
+        details["vex"] = stated
+    if rule.vex_documents or attested:
+        details["vexDocuments"] = [d.to_json() for d in (*rule.vex_documents, *attested)]
+    if rejected:
+        details["vexRejected"] = [{"source": r.source, "reason": r.reason} for r in rejected]
     if failing:
-        described = [_vulnerability(f) for f in failing]
+        described = [
+            _vulnerability(p.finding) + (f" [VEX {p.vex.status.value}]" if p.vex else "")
+            for p in failing
+        ]
         details["findings"] = described
         more = f" (+{len(described) - 1} more)" if len(described) > 1 else ""
         return CheckResult(
@@ -192,10 +241,11 @@ def vulnerabilities(
         )
     if errors:
         return CheckResult("vulnerabilities", Status.ERROR, errors[0], {"errors": errors})
+    quiet = f"; {len(set(suppressed))} suppressed by VEX" if suppressed else ""
     return CheckResult(
         "vulnerabilities",
         Status.PASS,
-        f"{len(modules)} module(s): nothing known at or above {rule.fail_on}",
+        f"{len(modules)} module(s): nothing known at or above {rule.fail_on}{quiet}",
         details,
     )
 
@@ -208,6 +258,12 @@ def _vulnerability(finding: Any) -> str:
     package = finding.package
     return (f"{finding.advisory.id} {package.name} {package.version} (fix: {fixed}; "
             f"{rating}{score}) in {package.where}")  # fmt: skip
+
+
+def _identified(finding: Any) -> dict[str, Any]:
+    package = finding.package
+    return {"id": finding.advisory.id, "package": package.name, "version": package.version,
+            "where": package.where}  # fmt: skip
 
 
 def authorities(signatures: Signatures) -> list[Policy]:
@@ -230,23 +286,52 @@ def verified(
 ) -> Verified:
     """Sources that verify under any authority, with their signers; what was found;
     problems met. The referrers are listed and read once, for every authority."""
+    result = attested(candidates, signatures, trust, predicate_type)
+    return result.ok, result.found, result.problems
+
+
+@dataclass
+class Attested:
+    """What verifying one kind of signature or attestation under every authority gave:
+    the sources that verify (and meet the conditions) with their signers, a line for each
+    one found, problems met, and each condition that failed (`source`, `condition`,
+    `wanted`, `found`)."""
+
+    ok: dict[str, Signer] = field(default_factory=dict)
+    found: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    conditions: list[dict[str, Any]] = field(default_factory=list)
+
+
+def attested(
+    candidates: Callable[[], SignatureCandidates],
+    signatures: Signatures,
+    trust: TrustSource,
+    predicate_type: str | None,
+    judge: Callable[[Check], Check] | None = None,
+) -> Attested:
+    """`verified`, with each verified check judged on its content too (`judge`: the
+    provenance conditions); a check that fails them does not count."""
     from wasmctl.sign.targets import verify_candidates
 
-    ok: dict[str, Signer] = {}
-    found: list[str] = []
-    problems: list[str] = []
+    out = Attested()
     for policy in authorities(signatures):
         result = verify_candidates(candidates(), policy, trust, predicate_type=predicate_type)
-        for check in result.checks:
+        checks = [judge(c) for c in result.checks] if judge else list(result.checks)
+        for check in checks:
             if check.ok:
-                ok.setdefault(check.source, check.signer or Signer())
-        for check in result.checks:
+                out.ok.setdefault(check.source, check.signer or Signer())
+        for check in checks:
             who = check.signer.describe() if check.signer else "unknown signer"
             line = f"{check.source}: {who}" + (f" ({check.error})" if check.error else "")
-            if line not in found:
-                found.append(line)
-        problems += [p for p in result.problems if p not in problems]
-    return ok, found, problems
+            if line not in out.found:
+                out.found.append(line)
+            for condition in check.conditions:
+                failed = {"source": check.source, **condition.to_json()}
+                if not condition.passed and failed not in out.conditions:
+                    out.conditions.append(failed)
+        out.problems += [p for p in result.problems if p not in out.problems]
+    return out
 
 
 def signature(rules: Rules, verify: Verify) -> CheckResult | None:
@@ -291,41 +376,58 @@ def signature(rules: Rules, verify: Verify) -> CheckResult | None:
     return CheckResult("signature", Status.FAIL, f"{counted}: {what}", details)
 
 
-def attestations(rules: Rules, verify: Verify) -> list[CheckResult]:
+def attestations(rules: Rules, attest: Attest) -> list[CheckResult]:
+    """One result per required attestation: it passes when one verifies under its signers
+    (its own `signers`, else the `signatures` authorities) and, for SLSA provenance, meets
+    the conditions (and agrees with a GitHub Actions certificate); a failure gives each
+    failed condition with the value found (`details.conditions`)."""
     out = []
-    for predicate_type in rules.attestations:
-        if rules.signatures is None:
+    for rule in rules.attestations:
+        predicate_type = rule.predicate_type
+        signers = rule.signers or rules.signatures
+        if signers is None:
             out.append(
                 CheckResult(
                     "attestation",
                     Status.ERROR,
-                    "attestations need `signatures` (whose keys or identities "
-                    "must have signed them)",
+                    "attestations need `signatures`, or their own `signers` (whose keys or "
+                    "identities must have signed them)",
                 )
             )
             continue
         try:
-            ok, found, _ = verify(rules.signatures, predicate_type)
+            result = attest(signers, rule)
         except WasmctlError as e:
             out.append(error("attestation", e))
             continue
-        details = {"predicateType": predicate_type, "verified": sorted(ok), "found": found}
-        if ok:
+        details: dict[str, Any] = {
+            "predicateType": predicate_type,
+            "verified": sorted(result.ok),
+            "found": result.found,
+        }
+        if rule.provenance is not None:
+            details["provenance"] = rule.provenance.describe()
+        if result.conditions:
+            details["conditions"] = result.conditions
+        if result.ok:
             out.append(
                 CheckResult(
                     "attestation",
                     Status.PASS,
-                    f"{predicate_type} attestation verifies",
+                    f"{predicate_type} attestation verifies"
+                    + (" and meets the provenance conditions" if rule.provenance else ""),
                     details,
                 )
             )
         else:
-            what = "; ".join(found) if found else "none found"
+            what = "; ".join(result.found) if result.found else "none found"
             out.append(
                 CheckResult(
                     "attestation",
                     Status.FAIL,
-                    f"no verified {predicate_type} attestation: {what}",
+                    f"no verified {predicate_type} attestation"
+                    + (" meeting the provenance conditions" if rule.provenance else "")
+                    + f": {what}",
                     details,
                 )
             )

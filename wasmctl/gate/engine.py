@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from wasmctl.errors import InputError, RemoteError, WasmctlError
 from wasmctl.gate import checks as check
 from wasmctl.gate.model import SCHEMA, CheckResult, GateReport, Status, TargetResult, Verdict
-from wasmctl.gate.policy import GatePolicy, Rules, Scan, Signatures, Vulnerabilities
+from wasmctl.gate.policy import (
+    AttestationRule,
+    GatePolicy,
+    Rules,
+    Scan,
+    Signatures,
+    Vulnerabilities,
+)
 from wasmctl.gate.targets import Target, collect
 from wasmctl.oci.artifact import Artifact, ArtifactKind, LaunchContext
 from wasmctl.oci.reference import LayoutReference, Reference, RegistryReference
@@ -131,9 +138,12 @@ class Judge:
         keyless = False
         scans: list[Scan] = []
         for rules in (self.policy.rules, *(o.rules for o in self.policy.overrides)):
-            if rules.signatures is not None:
-                keyless = keyless or bool(rules.signatures.keyless)
-                for path in rules.signatures.keys:
+            signers = [rules.signatures, *(a.signers for a in rules.attestations)]
+            for signatures in signers:
+                if signatures is None:
+                    continue
+                keyless = keyless or bool(signatures.keyless)
+                for path in signatures.keys:
                     load_public_key_file(path)
             if rules.scan is not None:
                 scans.append(rules.scan)
@@ -456,8 +466,11 @@ class _Gate:
                     rules.max_module_bytes,
                     rules.scan,
                     rules.vulnerabilities,
+                    rules.signatures if _reads_vex(rules) else None,
                 )
-                sized = _once(made, depends, partial(self._module_checks, pending, modules))
+                sized = _once(
+                    made, depends, partial(self._module_checks, pending, modules, candidates)
+                )
                 signed = _once(
                     made,
                     ("signature", rules.signatures),
@@ -466,12 +479,14 @@ class _Gate:
                 attested = _once(
                     made,
                     ("attestation", rules.signatures, rules.attestations),
-                    partial(check.attestations, rules, partial(self._verified, candidates)),
+                    partial(check.attestations, rules, partial(self._attested, candidates)),
                 )
                 out.append(pending.finish([*sized, *signed, *attested]))
         return out
 
-    def _module_checks(self, pending: _Pending, modules: _Fetched) -> list[CheckResult | None]:
+    def _module_checks(
+        self, pending: _Pending, modules: _Fetched, candidates: _Candidates
+    ) -> list[CheckResult | None]:
         rules = pending.rules
         if rules.max_module_bytes is None and rules.scan is None and rules.vulnerabilities is None:
             return []  # nothing to fetch the modules for
@@ -482,8 +497,24 @@ class _Gate:
         return [
             check.size(rules, runnable),
             check.scan(rules, runnable, self._scan_policies),
-            check.vulnerabilities(rules, runnable, self._database),
+            check.vulnerabilities(
+                rules,
+                runnable,
+                self._database,
+                resolved.digest,
+                partial(self._vex_attested, rules, candidates) if _reads_vex(rules) else None,
+            ),
         ]
+
+    def _vex_attested(
+        self, rules: Rules, candidates: _Candidates
+    ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        """The artifact's OpenVEX attestations that verify under the rules' `signatures`
+        (and those found that do not), for the vulnerabilities check."""
+        from wasmctl.audit.vex import attested
+
+        assert rules.signatures is not None  # the policy refuses vexAttestations without
+        return attested(candidates.get(), check.authorities(rules.signatures), self.trust)
 
     def _signed(self, rules: Rules, candidates: _Candidates) -> list[CheckResult | None]:
         return [check.signature(rules, partial(self._verified, candidates))]
@@ -492,6 +523,22 @@ class _Gate:
         self, candidates: _Candidates, signatures: Signatures, predicate_type: str | None
     ) -> check.Verified:
         return check.verified(candidates.get, signatures, self.trust, predicate_type)
+
+    def _attested(
+        self, candidates: _Candidates, signers: Signatures, rule: AttestationRule
+    ) -> check.Attested:
+        """The attestations of the rule's type, verified under `signers`; SLSA provenance
+        also judged on its content (the rule's conditions, and a GitHub Actions
+        certificate's claims)."""
+        from wasmctl.sign.provenance import PROVENANCE_TYPES, judge
+
+        conditions = rule.provenance
+        judged = (
+            partial(judge, conditions=conditions)
+            if rule.predicate_type in PROVENANCE_TYPES
+            else None
+        )
+        return check.attested(candidates.get, signers, self.trust, rule.predicate_type, judged)
 
     def _database(self, rule: Vulnerabilities) -> Any:
         """The OSV database of a vulnerabilities rule, loaded once for the whole gate (for
@@ -651,6 +698,11 @@ class _Gate:
             except WasmctlError as e:
                 modules = e
             yield modules
+
+
+def _reads_vex(rules: Rules) -> bool:
+    """The vulnerabilities check also reads the artifact's VEX attestations."""
+    return rules.vulnerabilities is not None and rules.vulnerabilities.vex_attestations
 
 
 def _ordinary(target: Target) -> str:

@@ -11,11 +11,14 @@ import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wasmctl._files import read_limited
-from wasmctl.errors import PolicyError
+from wasmctl.errors import InputError, PolicyError
 from wasmctl.sign import predicate_type
+
+if TYPE_CHECKING:
+    from wasmctl.sign.provenance import ProvenanceConditions
 
 MAX_POLICY_BYTES = 1 << 20
 PIN_MODES = ("digest", "record", "tag")
@@ -28,6 +31,19 @@ GITHUB_CLAIMS = {
 }
 OVERRIDABLE = ("registries", "pin", "formats", "limits", "signatures", "attestations", "scan",
                "vulnerabilities")  # fmt: skip
+# `attestations[].provenance` keys -> `wasmctl.sign.provenance.provenance_conditions` names
+PROVENANCE_CONDITIONS = {
+    "builderId": "builder_id",
+    "builderIdRegExp": "builder_id_regexp",
+    "buildType": "build_type",
+    "sourceUri": "source_uri",
+    "sourceRef": "source_ref",
+    "sourceRefRegExp": "source_ref_regexp",
+    "sourceTag": "source_tag",
+    "sourceBranch": "source_branch",
+    "sourceCommit": "source_commit",
+    "entryPoint": "entry_point",
+}
 THRESHOLDS = ("any", "low", "medium", "high", "critical")  # wasmctl.audit.model.Threshold
 
 
@@ -50,6 +66,17 @@ class Signatures:
 
 
 @dataclass(frozen=True)
+class AttestationRule:
+    """An attestation that must be present and verify: its predicate type, the conditions
+    on its content (SLSA provenance), and who must have signed it (None: any authority of
+    the rules' `signatures`)."""
+
+    predicate_type: str
+    provenance: ProvenanceConditions | None = None
+    signers: Signatures | None = None
+
+
+@dataclass(frozen=True)
 class Scan:
     presets: tuple[str, ...]
     policies: tuple[Path, ...]
@@ -58,13 +85,20 @@ class Scan:
 @dataclass(frozen=True)
 class Vulnerabilities:
     """Known vulnerabilities (`wasmctl audit`) as a check: what fails it, what is ignored,
-    and the database (None: the default place `audit db update` fills)."""
+    the database (None: the default place `audit db update` fills), and the OpenVEX
+    statements that apply: files (read with the policy, so a malformed one stops it
+    loading) and, with `vex_attestations`, the artifact's attestations that verify under
+    the rules' `signatures`."""
 
     fail_on: str = "any"
     ignores: tuple[Any, ...] = ()  # wasmctl.audit.model.Ignore
     ignore_unreachable: bool = False
     database: Path | None = None
     max_age: str | None = None  # a duration (7d), checked when the policy is read
+    vex: tuple[Path, ...] = ()
+    vex_attestations: bool = False
+    # what the `vex` files said when the policy was read (wasmctl.audit.vex.Document)
+    vex_documents: tuple[Any, ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -76,7 +110,7 @@ class Rules:
     formats: tuple[str, ...] = ()
     max_module_bytes: int | None = None
     signatures: Signatures | None = None
-    attestations: tuple[str, ...] = ()
+    attestations: tuple[AttestationRule, ...] = ()
     scan: Scan | None = None
     vulnerabilities: Vulnerabilities | None = None
 
@@ -133,10 +167,12 @@ def referenced_files(policy: GatePolicy) -> tuple[Path, ...]:
     for rules in (policy.rules, *(o.rules for o in policy.overrides)):
         if rules.signatures is not None:
             found += rules.signatures.keys
+        found += [k for a in rules.attestations if a.signers is not None for k in a.signers.keys]
         if rules.scan is not None:
             found += rules.scan.policies
         if rules.vulnerabilities is not None:
             found += database_files(rules.vulnerabilities)
+            found += rules.vulnerabilities.vex
     return tuple(dict.fromkeys(found))
 
 
@@ -269,10 +305,15 @@ class _Where:
         for i, item in enumerate(self.items(doc, "attestations")):
             if not isinstance(item, Mapping) or not isinstance(item.get("predicateType"), str):
                 raise self.fail(f"`{at}attestations[{i}]` needs `predicateType`")
-            self.keys(item, {"predicateType"}, f"{at}attestations[{i}]")
+            self.keys(item, {"predicateType", "signers", "provenance"}, f"{at}attestations[{i}]")
             self.no_empty_values(item, f"{at}attestations[{i}]")
             kind = str(item["predicateType"])
-            attestations.append(predicate_type(kind))
+            try:
+                uri = predicate_type(kind)
+            except InputError as e:
+                where = f"`{at}attestations[{i}].predicateType`"
+                raise self.fail(f"{where}: {e.message}; {e.hint}") from None
+            attestations.append(self.attestation(item, uri, f"{at}attestations[{i}]"))
         return Rules(
             registries=tuple(self.strings(doc, "registries")),
             pin=pin,
@@ -282,17 +323,54 @@ class _Where:
             attestations=tuple(attestations),
             scan=self.scan(doc.get("scan"), f"{at}scan"),
             vulnerabilities=self.vulnerabilities(
-                doc.get("vulnerabilities"), f"{at}vulnerabilities"
+                doc.get("vulnerabilities"), f"{at}vulnerabilities", "signatures" in doc
             ),
         )
 
-    def vulnerabilities(self, doc: Any, label: str) -> Vulnerabilities | None:
+    def attestation(self, item: Mapping[str, Any], uri: str, label: str) -> AttestationRule:
+        """One `attestations` entry: its type, who must have signed it (`signers`, else the
+        `signatures` authorities), and for SLSA provenance the `provenance` conditions."""
+        from wasmctl.sign.policy import PolicyArgumentError
+        from wasmctl.sign.provenance import PROVENANCE_TYPES, provenance_conditions
+
+        signers = None
+        if "signers" in item:
+            doc = item["signers"]
+            if not isinstance(doc, Mapping):
+                raise self.fail(f"`{label}.signers` must be a mapping")
+            self.keys(doc, {"keyless", "keys"}, f"{label}.signers")
+            signers = self.signatures(doc, f"{label}.signers")
+        conditions = None
+        if "provenance" in item:
+            doc = item["provenance"]
+            if uri not in PROVENANCE_TYPES:
+                raise self.fail(
+                    f"`{label}.provenance` is for SLSA provenance (predicateType "
+                    f"slsaprovenance or slsaprovenance1), not {uri}"
+                )
+            if not isinstance(doc, Mapping):
+                raise self.fail(f"`{label}.provenance` must be a mapping")
+            self.keys(doc, set(PROVENANCE_CONDITIONS), f"{label}.provenance")
+            self.no_empty_values(doc, f"{label}.provenance")
+            for key, value in doc.items():
+                if not isinstance(value, str):
+                    raise self.fail(f"`{label}.provenance.{key}` must be a string (quote it)")
+            try:
+                conditions = provenance_conditions(
+                    **{PROVENANCE_CONDITIONS[k]: v for k, v in doc.items()}
+                )
+            except PolicyArgumentError as e:
+                hint = f" ({e.hint})" if e.hint else ""
+                raise self.fail(f"`{label}.provenance`: {e.message}{hint}") from None
+        return AttestationRule(uri, conditions, signers)
+
+    def vulnerabilities(self, doc: Any, label: str, signed: bool) -> Vulnerabilities | None:
         if doc is None:
             return None
         if not isinstance(doc, Mapping):
             raise self.fail(f"`{label}` must be a mapping")
-        self.keys(doc, {"failOn", "ignore", "ignoreUnreachable", "database", "maxDatabaseAge"},
-                  label)  # fmt: skip
+        self.keys(doc, {"failOn", "ignore", "ignoreUnreachable", "database", "maxDatabaseAge",
+                        "vex", "vexAttestations"}, label)  # fmt: skip
         self.no_empty_values(doc, label)
         fail_on = doc.get("failOn", "any")
         if fail_on not in THRESHOLDS:
@@ -314,12 +392,33 @@ class _Where:
             raise PolicyError(e.message if e.message.startswith(self.source)
                               else f"{self.source}: {label}: {e.message}") from None  # fmt: skip
         database = doc.get("database")
+        attested = doc.get("vexAttestations", False)
+        if not isinstance(attested, bool):
+            raise self.fail(f"`{label}.vexAttestations` must be true or false")
+        if attested and not signed:
+            raise self.fail(
+                f"`{label}.vexAttestations` needs `signatures`: whose keys or identities "
+                "must have signed the VEX attestations it reads"
+            )
+        files = doc.get("vex", [])
+        if not isinstance(files, list):
+            raise self.fail(f"`{label}.vex` must be a list of OpenVEX files")
+        vex = tuple(self.path(p, f"{label}.vex[{i}]") for i, p in enumerate(files))
+        from wasmctl.audit.vex import load_files
+
+        try:
+            documents = load_files(vex)
+        except InputError as e:
+            raise PolicyError(f"{self.source}: {label}.vex: {e.message}", hint=e.hint) from None
         return Vulnerabilities(
             fail_on=fail_on,
             ignores=ignores,
             ignore_unreachable=unreachable,
             database=self.path(database, f"{label}.database") if database is not None else None,
             max_age=str(max_age) if max_age is not None else None,
+            vex=vex,
+            vex_attestations=attested,
+            vex_documents=documents,
         )
 
     def signatures(self, doc: Any, label: str) -> Signatures | None:

@@ -299,6 +299,7 @@ def test_json_top_level_states_database_verdict_and_counts(rust_report: AuditRep
         "active": len(rust_report.placed(Place.ACTIVE)),
         "informational": 1,
         "ignored": 1,
+        "suppressed": 0,
         "unreachable": 1,
         "unmatched": 0,
     }

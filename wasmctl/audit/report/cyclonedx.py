@@ -22,6 +22,17 @@ may have been inlined), and `resolved` would be false. So those vulnerabilities 
 the document (leaving them out would hide them from every later reader) with an
 `analysis` that has no `state`, only a `detail` saying who hid it and why, and
 `wasmctl:audit:*` properties (status, and the ignore's reason, source and expiry).
+
+An OpenVEX statement is such a claim, made by its author, and becomes the `analysis` as
+CycloneDX's own VEX writes one (cyclonedx.org "Vulnerability Exploitability eXchange"):
+the status as `state` (`not_affected`; `affected` is `exploitable`, `fixed` `resolved`,
+`under_investigation` `in_triage`), the justification where CycloneDX has a label that
+means the same (`component_not_present` and `vulnerable_code_not_present` are
+`code_not_present`, `vulnerable_code_not_in_execute_path` `code_not_reachable`,
+`inline_mitigations_already_exist` `protected_by_mitigating_control`;
+`vulnerable_code_cannot_be_controlled_by_adversary` has none and stays in the detail),
+the statement's time as `firstIssued`, and a `detail` naming the author, the document and
+the impact or action statement; `wasmctl:audit:vex:*` properties repeat them.
 """
 
 from __future__ import annotations
@@ -187,6 +198,8 @@ def _ratings(placed: Placed, source: VulnerabilitySource) -> list[VulnerabilityR
 def _analysis(placed: Placed) -> VulnerabilityAnalysis | None:
     from cyclonedx.model.vulnerability import VulnerabilityAnalysis
 
+    if placed.vex is not None:
+        return _vex_analysis(placed)
     if placed.place is Place.IGNORED and placed.ignore is not None:
         ignore = placed.ignore
         until = f" until {ignore.expires.isoformat()}" if ignore.expires else ""
@@ -202,6 +215,48 @@ def _analysis(placed: Placed) -> VulnerabilityAnalysis | None:
     return None
 
 
+_VEX_STATES = {
+    "not_affected": "NOT_AFFECTED",
+    "affected": "EXPLOITABLE",
+    "fixed": "RESOLVED",
+    "under_investigation": "IN_TRIAGE",
+}
+_VEX_JUSTIFICATIONS = {
+    "component_not_present": "CODE_NOT_PRESENT",
+    "vulnerable_code_not_present": "CODE_NOT_PRESENT",
+    "vulnerable_code_not_in_execute_path": "CODE_NOT_REACHABLE",
+    "inline_mitigations_already_exist": "PROTECTED_BY_MITIGATING_CONTROL",
+}
+
+
+def _vex_analysis(placed: Placed) -> VulnerabilityAnalysis:
+    """The analysis an OpenVEX statement makes (see the module docstring)."""
+    from cyclonedx.model.impact_analysis import (
+        ImpactAnalysisJustification,
+        ImpactAnalysisState,
+    )
+    from cyclonedx.model.vulnerability import VulnerabilityAnalysis
+
+    statement = placed.vex
+    assert statement is not None
+    label = statement.justification.value if statement.justification is not None else None
+    justification = _VEX_JUSTIFICATIONS.get(label or "")
+    said = statement.impact_statement or statement.action_statement or statement.status_notes
+    detail = f"OpenVEX {statement.describe()} (document {statement.origin.document})"
+    detail += f": {said}" if said else ""
+    if placed.place is Place.IGNORED and placed.ignore is not None:
+        ignore = placed.ignore
+        detail += f". Also ignored by wasmctl audit ({ignore.source}): {ignore.reason}"
+    return VulnerabilityAnalysis(
+        state=ImpactAnalysisState[_VEX_STATES[statement.status.value]],
+        justification=(
+            ImpactAnalysisJustification[justification] if justification is not None else None
+        ),
+        detail=detail,
+        first_issued=statement.timestamp,
+    )
+
+
 def _properties(placed: Placed) -> list[Property]:
     from cyclonedx.model import Property
 
@@ -215,6 +270,14 @@ def _properties(placed: Placed) -> list[Property]:
     pairs += _repeated("wasmctl:audit:symbols:found", finding.reach.found)
     if finding.advisory.informational:
         pairs.append(("wasmctl:audit:informational", finding.advisory.informational))
+    if placed.vex is not None:
+        statement = placed.vex
+        pairs.append(("wasmctl:audit:vex:status", statement.status.value))
+        if statement.justification is not None:
+            pairs.append(("wasmctl:audit:vex:justification", statement.justification.value))
+        pairs.append(("wasmctl:audit:vex:author", statement.origin.author))
+        pairs.append(("wasmctl:audit:vex:document", statement.origin.document))
+        pairs.append(("wasmctl:audit:vex:source", statement.origin.source))
     if placed.ignore is not None:
         pairs.append(("wasmctl:audit:ignore:id", placed.ignore.id))
         pairs.append(("wasmctl:audit:ignore:reason", placed.ignore.reason))

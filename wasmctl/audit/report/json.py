@@ -1,10 +1,14 @@
 """The JSON report (`wasmctl.audit/v1`), documented by docs/audit.schema.json.
 
 Each target lists its findings, every finding in every place: `status` says whether it is
-active, informational, ignored (with the `ignore` that matched) or hidden by
-`--ignore-unreachable`, and each names its target too, so a flattened list
-(`jq '[.targets[].findings[]]'`) loses nothing. The order is fixed (`rows.finding_order`),
-so the same audit at the same `now` gives the same bytes.
+active, informational, ignored (with the `ignore` that matched), suppressed by a VEX
+`not_affected` statement or hidden by `--ignore-unreachable`; `vex` is the OpenVEX
+statement in force for it, whatever its status (`affected`, `fixed`, `under_investigation`
+suppress nothing); and each names its target too, so a flattened list
+(`jq '[.targets[].findings[]]'`) loses nothing. `vex` at the top lists the VEX documents
+read (files, and attestations found on a target) and the attestations not used, with why.
+The order is fixed (`rows.finding_order`), so the same audit at the same `now` gives the
+same bytes.
 """
 
 from __future__ import annotations
@@ -52,6 +56,10 @@ def report_data(report: AuditReport, *, now: datetime) -> dict[str, Any]:
         "targets": [_target(t, failing) for t in report.targets],
         "ignores": [_ignore(i) for i in report.applied],
         "expiredIgnores": [_ignore(i) for i in report.expired],
+        "vex": {
+            "documents": [d.to_json(target) for target, d in report.vex_documents],
+            "rejected": [r.to_json(t.target) for t in report.targets for r in t.vex_rejected],
+        },
         "unmatched": [
             {
                 "target": t.target,
@@ -115,6 +123,7 @@ def _finding(t: TargetAudit, placed: Placed, *, failing: bool) -> dict[str, Any]
         "status": placed.place.value,
         "failing": failing,
         "ignore": None if placed.ignore is None else _ignore(placed.ignore),
+        "vex": None if placed.vex is None else placed.vex.to_json(),
     }
 
 

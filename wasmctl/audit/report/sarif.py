@@ -14,7 +14,10 @@
   vulnerable keeps its alert.
 - Ignored findings and those hidden by `--ignore-unreachable` are results with an
   external, accepted suppression whose justification is the reason: code scanning shows
-  them as dismissed rather than not at all.
+  them as dismissed rather than not at all. So are those a VEX `not_affected` statement
+  suppressed, the justification naming the statement's status, justification label,
+  author and document, and its impact statement. The VEX statement in force for any
+  finding is in its properties (`vex`).
 - A target that could not be read is a tool execution notification.
 
 One run per file: GitHub rejects several runs with the same tool and category.
@@ -194,6 +197,7 @@ def _result(placed: Placed, artifact: dict[str, str], rule_index: int) -> dict[s
             "status": placed.place.value,
             "reachability": finding.reach.verdict.value,
             "symbols": list(finding.reach.found),
+            "vex": None if placed.vex is None else placed.vex.to_json(),
         },
     }
     if placed.place is Place.IGNORED and placed.ignore is not None:
@@ -204,6 +208,17 @@ def _result(placed: Placed, artifact: dict[str, str], rule_index: int) -> dict[s
                 "kind": "external",
                 "status": "accepted",
                 "justification": f"{ignore.reason} (ignored by {ignore.source}{until})",
+            }
+        ]
+    elif placed.place is Place.SUPPRESSED and placed.vex is not None:
+        statement = placed.vex
+        said = f": {statement.impact_statement}" if statement.impact_statement else ""
+        result["suppressions"] = [
+            {
+                "kind": "external",
+                "status": "accepted",
+                "justification": f"VEX {statement.describe()} "
+                f"(document {statement.origin.document}){said}",
             }
         ]
     elif placed.place is Place.UNREACHABLE:

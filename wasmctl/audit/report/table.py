@@ -1,9 +1,12 @@
 """The human-readable audit report.
 
-A line stating the database (digest, records, age), then per target its findings by
-place: vulnerabilities, informational advisories, ignored ones (each with its ignore) and
-those hidden by `--ignore-unreachable`; then ignores that expired or matched nothing, and
-a summary line with the verdict. With nothing found, one line says what was audited.
+A line stating the database (digest, records, age), and one per VEX document read; then
+per target its findings by place: vulnerabilities, informational advisories, ignored ones
+(each with its ignore), those a VEX `not_affected` statement suppressed (each with the
+statement's author, justification and impact statement) and those hidden by
+`--ignore-unreachable`; a finding with another VEX status says so under it; VEX
+attestations that were not used, and why; then ignores that expired or matched nothing,
+and a summary line with the verdict. With nothing found, one line says what was audited.
 
 Names are never broken (issue 15): a row wider than the terminal or the pipe keeps its
 leading columns aligned and moves the others, whole, to continuation lines; prose (a
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.text import Text
@@ -28,6 +32,9 @@ from wasmctl.audit.report.rows import (
     short_digest,
     upgrades,
 )
+
+if TYPE_CHECKING:
+    from wasmctl.audit.vex import Statement
 
 INDENT = 2
 ROW_INDENT = 4
@@ -49,6 +56,7 @@ _SECTIONS = {
     Place.ACTIVE: "vulnerabilities",
     Place.INFORMATIONAL: "informational (unmaintained, unsound, notices: never failing)",
     Place.IGNORED: "ignored",
+    Place.SUPPRESSED: "suppressed by VEX (not_affected)",
 }
 
 Cell = tuple[str, str]  # (text, style)
@@ -61,11 +69,13 @@ def render_table(
     console, buffer = string_console(color=color, width=width)
     out = _Writer(console if color else None, max(width, 20))
     out.pack([(w, "") for w in _database_line(report, now)], 0, INDENT)
+    _vex_documents(out, report)
     findings = report.placed()
     if not findings:
         for target in report.targets:
             if target.error is not None:
                 _target_error(out, target)
+            _vex_rejected(out, target)
         _unmatched(out, report)
         _ignores(out, report)
         audited = _audited(report)
@@ -182,6 +192,7 @@ def _target(out: _Writer, target: TargetAudit) -> None:
         (Place.ACTIVE, "vulnerability", "vulnerabilities"),
         (Place.INFORMATIONAL, "informational", "informational"),
         (Place.IGNORED, "ignored", "ignored"),
+        (Place.SUPPRESSED, "suppressed", "suppressed"),
         (Place.UNREACHABLE, "hidden", "hidden"),
     ):
         if n := sum(1 for p in target.findings if p.place is place):
@@ -200,6 +211,31 @@ def _target(out: _Writer, target: TargetAudit) -> None:
     hidden = [p for p in rows if p.place is Place.UNREACHABLE]
     if hidden:
         _hidden(out, hidden)
+    _vex_rejected(out, target)
+
+
+def _vex_documents(out: _Writer, report: AuditReport) -> None:
+    for target, doc in report.vex_documents:
+        n = len(doc.statements)
+        words = f"VEX {doc.origin.source}: {n} statement{'s' if n != 1 else ''} by".split(" ")
+        words += printable(doc.origin.author).split()
+        if doc.origin.signer:
+            words += ["(signed", "by", *printable(doc.origin.signer).split()]
+            words[-1] += ")"
+        if target is not None:
+            words += ["for", printable(target)]
+        out.pack([(w, "") for w in words], 0, INDENT)
+
+
+def _vex_rejected(out: _Writer, target: TargetAudit) -> None:
+    for rejected in target.vex_rejected:
+        out.pack(
+            [(w, "bold yellow") for w in ["VEX", "attestation", "not", "used:"]]
+            + [(printable(rejected.source) + ":", "bold")]
+            + [(w, "") for w in printable(rejected.reason).split()],
+            INDENT,
+            ROW_INDENT,
+        )
 
 
 def _target_error(out: _Writer, target: TargetAudit) -> None:
@@ -233,6 +269,8 @@ def _findings(out: _Writer, placed: Sequence[Placed]) -> None:
             out.prose(_ignore_text(p.ignore), MORE_INDENT, "italic")
         elif p.finding.advisory.summary:
             out.prose(printable(p.finding.advisory.summary), MORE_INDENT, "dim")
+        if p.vex is not None:
+            out.prose(_vex_text(p.vex), MORE_INDENT, "italic")
 
 
 def _cells(placed: Placed) -> list[Cell]:
@@ -258,6 +296,12 @@ def _cells(placed: Placed) -> list[Cell]:
 def _ignore_text(ignore: Ignore) -> str:
     until = f", until {ignore.expires.isoformat()}" if ignore.expires else ""
     return f"ignored by {printable(ignore.source)}{until}: {printable(ignore.reason)}"
+
+
+def _vex_text(statement: Statement) -> str:
+    """`VEX not_affected (vulnerable_code_not_present) by ACME, in vex.json: why`."""
+    said = statement.impact_statement or statement.action_statement or statement.status_notes
+    return f"VEX {printable(statement.describe())}" + (f": {printable(said)}" if said else "")
 
 
 def _hidden(out: _Writer, hidden: Sequence[Placed]) -> None:
@@ -334,6 +378,7 @@ def _summary(out: _Writer, report: AuditReport) -> None:
     for place, label in (
         (Place.INFORMATIONAL, "informational"),
         (Place.IGNORED, "ignored"),
+        (Place.SUPPRESSED, "suppressed by VEX"),
         (Place.UNREACHABLE, "hidden"),
     ):
         if n := len(report.placed(place)):
