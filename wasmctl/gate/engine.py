@@ -428,8 +428,12 @@ class _Gate:
         try:
             resolved = self._resolve(read, launch, shown)
         except WasmctlError as e:
+            if _named_image(target, e):
+                return _Finished(target, self._image(target, ref, read, shown, rules, checks))
             return _Finished(target, self._unresolved(target, shown, override, checks, e))
         if resolved.artifact.kind is ArtifactKind.UNKNOWN:
+            if target.origin is None and not resolved.artifact.wasm_evidence:
+                return _Finished(target, self._image(target, ref, read, shown, rules, checks))
             return _Finished(target, self._not_wasm(target, shown, override, checks, resolved))
         checks[1] = check.pin(ref, rules, resolved.digest)
         artifact = resolved.artifact
@@ -642,6 +646,83 @@ class _Gate:
             target.reference, target.origin, (*kept, failed, *rest), shown, override=override
         )
 
+    def _image(
+        self,
+        target: Target,
+        ref: Reference,
+        read: Reference,
+        shown: str,
+        rules: Rules,
+        checks: list[CheckResult | None],
+    ) -> TargetResult:
+        """An image named directly (not through a pod) that is no Wasm artifact, e.g. a
+        container image with SLSA provenance (issue 16): judged on what applies to any OCI
+        image (registry, pin, signatures, attestations with their conditions). What the
+        policy asks of a Wasm module (format, size, scan, vulnerabilities) fails: it cannot
+        be checked, and a check that cannot be made never passes."""
+        from wasmctl.oci.source import open_source
+
+        place = read
+        if isinstance(read, RegistryReference) and self.options.offline:
+            place = self._offline_reference(read)
+        _, override = self.policy.rules_for(shown)
+        try:
+            with open_source(place, self.registry) as store:
+                digest = store.subject().digest
+        except WasmctlError as e:
+            failed = CheckResult(
+                "resolve", Status.ERROR, e.message, remote=isinstance(e, RemoteError)
+            )
+            kept = tuple(c for c in checks if c is not None)
+            return TargetResult(
+                target.reference, target.origin, (*kept, failed), shown, override=override
+            )
+        pinned: Reference = (
+            LayoutReference(place.path, None, digest, place.archive)
+            if isinstance(place, LayoutReference)
+            else replace(place, digest=digest)
+        )
+        checks[1] = check.pin(ref, rules, digest)
+        checks.append(
+            CheckResult(
+                "resolve",
+                Status.PASS,
+                f"{digest} is an OCI image, not a Wasm artifact: judged on what applies to "
+                "any image (registry, pin, signatures, attestations)",
+            )
+        )
+        if rules.formats:
+            checks.append(
+                CheckResult(
+                    "format",
+                    Status.FAIL,
+                    f"an OCI image (not Wasm) is not one of {', '.join(rules.formats)}",
+                )
+            )
+        wasm_only = (
+            ("size", rules.max_module_bytes is not None),
+            ("scan", rules.scan is not None),
+            ("vulnerabilities", rules.vulnerabilities is not None),
+        )
+        checks += [
+            CheckResult(name, Status.FAIL, f"{digest} is not a Wasm artifact: no module to check")
+            for name, asked in wasm_only
+            if asked
+        ]
+        candidates = _Candidates(pinned, self.registry)
+        checks += self._signed(rules, candidates)
+        checks += check.attestations(rules, partial(self._attested, candidates))
+        kept = tuple(c for c in checks if c is not None)
+        return TargetResult(
+            target.reference,
+            target.origin,
+            kept,
+            shown,
+            digest,
+            "image",
+            override,
+        )
+
     def _not_wasm(
         self,
         target: Target,
@@ -698,6 +779,14 @@ class _Gate:
             except WasmctlError as e:
                 modules = e
             yield modules
+
+
+def _named_image(target: Target, error: WasmctlError) -> bool:
+    """An index named directly (not through a pod) that holds no Wasm manifest and nothing
+    that would make a runtime run it as Wasm: an ordinary image, judged as one."""
+    from wasmctl.oci.artifact import NoWasmManifestError
+
+    return target.origin is None and isinstance(error, NoWasmManifestError) and not error.evidence
 
 
 def _reads_vex(rules: Rules) -> bool:
