@@ -260,6 +260,28 @@ def test_a_file_gets_its_attestation_in_a_bundle_beside_it(
     assert run(verify) == 1
 
 
+def test_an_attestation_never_replaces_the_files_signature(
+    keys: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key, pub = keys
+    module = tmp_path / "hello.wasm"
+    module.write_bytes(HELLO.read_bytes())
+    assert run(["sign", str(module), "--key", str(key)]) == 0
+    signature = (tmp_path / "hello.wasm.sigstore.json").read_bytes()
+    predicate = write_predicate(tmp_path / "provenance.json", SLSA_V1)
+    attest = ["attest", str(module), "--type", "slsaprovenance1", "--predicate", str(predicate),
+              "--key", str(key)]  # fmt: skip
+    capsys.readouterr()
+    assert run(attest) == 2
+    assert "--bundle" in capsys.readouterr().err
+    assert (tmp_path / "hello.wasm.sigstore.json").read_bytes() == signature
+    elsewhere = tmp_path / "hello.wasm.provenance.sigstore.json"
+    assert run([*attest, "--bundle", str(elsewhere)]) == 0
+    assert run(["verify", str(module), "--key", str(pub)]) == 0  # the signature, still there
+    assert run(["verify", "--attestation", "slsaprovenance1", "--key", str(pub),
+                "--bundle", str(elsewhere), str(module)]) == 0  # fmt: skip
+
+
 def test_sbom_attest_signs_the_statement_attest_signs_for_that_sbom(
     layout: str, keys: tuple[Path, Path], tmp_path: Path
 ) -> None:

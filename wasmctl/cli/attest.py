@@ -78,7 +78,7 @@ def attest(
     from wasmctl.errors import InputError
     from wasmctl.oci.reference import parse_destination
     from wasmctl.sign.predicate import attestation_type, read_predicate
-    from wasmctl.sign.targets import attest_file, attest_reference
+    from wasmctl.sign.targets import attest_file, attest_reference, refuse_replacing_a_bundle
 
     attestation_type(kind)  # a bad type before anything is read
     file_target = is_file_target(target)
@@ -87,6 +87,8 @@ def attest(
     # an attestation is written beside the artifact: refuse a bare name before any OIDC flow
     ref = None if file_target else parse_destination(target)
     statement = read_predicate(sys.stdin.buffer if predicate == "-" else Path(predicate), kind)
+    if ref is None and bundle is None:
+        refuse_replacing_a_bundle(Path(target))  # before any OIDC flow
 
     with signing_backend(key, identity_token, trust_config) as backend:
         if ref is None:

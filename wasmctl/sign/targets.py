@@ -135,6 +135,8 @@ def attest_file(
 ) -> Path:
     """Sign an in-toto statement about a file's sha256 (named by the file's name, as
     `sigstore attest` and `cosign attest-blob` name it); write the bundle as `sign_file`."""
+    if bundle_path is None:
+        refuse_replacing_a_bundle(path)
     digest = file_digest(path)
     statement = statement_for(path.name, digest, predicate.type, predicate.content)
     check_statement_size(statement)
@@ -142,6 +144,17 @@ def attest_file(
     target = bundle_path or default_bundle_path(path)
     replace_atomically(target, bundle)
     return target
+
+
+def refuse_replacing_a_bundle(path: Path) -> None:
+    """An attestation's bundle does not take the default place of one already there: that
+    is the file's signature (or an earlier attestation), which it would silently replace."""
+    target = default_bundle_path(path)
+    if target.exists() or target.is_symlink():
+        raise InputError(
+            f"{target} exists; the attestation would replace it",
+            hint="give --bundle PATH for the attestation (verify it with the same --bundle)",
+        )
 
 
 def verify_file(
