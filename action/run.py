@@ -6,8 +6,8 @@ the environment and the process runner as arguments, so tests run it without Git
 
 Outputs, written to `$GITHUB_OUTPUT` in the `name<<DELIMITER` form (safe for any value):
 `verdict` (pass, deny or error), `exit-code`, `digest` (build), `reference` (build's tag; the
-target of sign, verify, gate), `sbom` (sbom's output file). The process exits with wasmctl's
-own exit code.
+target of sign, attest, verify, gate), `sbom` (sbom's output file). The process exits with
+wasmctl's own exit code.
 """
 
 from __future__ import annotations
@@ -29,11 +29,12 @@ BAD_INPUT = 2
 COMMAND = re.compile(r"[a-z][a-z0-9-]*")
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 POLICY_COMMANDS = frozenset({"gate", "scan"})
-REFERENCE_COMMANDS = frozenset({"sign", "verify", "gate"})
+REFERENCE_COMMANDS = frozenset({"sign", "attest", "verify", "gate"})
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
-# The options of build, sbom, sign, verify and gate that take no value; every other option
-# takes one. tests/test_action.py checks this against wasmctl's own CLI, so it cannot drift.
+# The options of build, sbom, sign, attest, verify and gate that take no value; every other
+# option takes one. tests/test_action.py checks this against wasmctl's own CLI, so it cannot
+# drift.
 FLAGS = frozenset({"-h", "--help", "--index", "--offline", "--with-vulnerabilities"})
 
 

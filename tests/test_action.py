@@ -266,6 +266,12 @@ def test_the_reference_is_the_one_target_after_its_options(step: Step, command: 
     assert outputs["reference"] == "localhost:5000/app:v1"
 
 
+def test_attest_outputs_the_artifact_it_attested(step: Step) -> None:
+    args = "oci:dist:release --type slsaprovenance1 --predicate provenance.json --key cosign.key"
+    _, outputs = step.run("attest", args, runner=Recorder())
+    assert outputs["reference"] == "oci:dist:release"
+
+
 def test_a_gate_of_kubernetes_manifests_has_no_reference(step: Step) -> None:
     _, outputs = step.run("gate", "deploy.yaml", runner=Recorder(), policy="gate.yaml")
     assert outputs["reference"] == ""
@@ -303,7 +309,7 @@ def test_the_flags_without_a_value_match_wasmctls_own() -> None:
     commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
     flags = {
         opt
-        for name in ("build", "sbom", "sign", "verify", "gate")
+        for name in ("build", "sbom", "sign", "attest", "verify", "gate")
         if (command := commands.get(name)) is not None
         for param in command.params
         if param.param_type_name == "option" and (param.is_flag or param.count)
