@@ -38,7 +38,7 @@ state, fails the attestation.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -466,62 +466,29 @@ def evaluate(
 
 
 def _policy_results(facts: Provenance, wanted: ProvenanceConditions) -> list[ConditionResult]:
-    out = []
-    if wanted.builder_id is not None:
-        out.append(
-            ConditionResult(
-                "builderId",
-                wanted.builder_id,
-                facts.builder_id,
-                _builder_matches(wanted.builder_id, facts.builder_id),
-            )
-        )
-    if wanted.builder_id_regexp is not None:
-        out.append(_pattern("builderIdRegExp", wanted.builder_id_regexp, facts.builder_id))
-    if wanted.build_type is not None:
-        out.append(
-            ConditionResult(
-                "buildType",
-                wanted.build_type,
-                facts.build_type,
-                facts.build_type == wanted.build_type,
-            )
-        )
-    if wanted.source_uri is not None:
-        out.append(
-            ConditionResult(
-                "sourceUri",
-                wanted.source_uri,
-                facts.source_repository,
-                facts.source_repository == wanted.source_uri,
-            )
-        )
-    if wanted.source_ref is not None:
-        out.append(
-            ConditionResult(
-                "sourceRef",
-                wanted.source_ref,
-                facts.source_ref,
-                facts.source_ref == wanted.source_ref,
-            )
-        )
-    if wanted.source_ref_regexp is not None:
-        out.append(_pattern("sourceRefRegExp", wanted.source_ref_regexp, facts.source_ref))
-    if wanted.source_commit is not None:
-        out.append(
-            ConditionResult(
-                "sourceCommit",
-                wanted.source_commit,
-                facts.source_commit,
-                wanted.source_commit in facts.source_digest.values(),
-            )
-        )
-    if wanted.entry_point is not None:
-        found = _workflow_path(facts.entry_point) if facts.entry_point else None
-        out.append(
-            ConditionResult("entryPoint", wanted.entry_point, found, found == wanted.entry_point)
-        )
-    return out
+    """Each condition asked for: by name, the value wanted, the value found, and how they
+    compare (None: `wanted` is a pattern the whole value must match)."""
+    entry_point = _workflow_path(facts.entry_point) if facts.entry_point else None
+    conditions: list[tuple[str, str | None, str | None, Callable[[str], bool] | None]] = [
+        ("builderId", wanted.builder_id, facts.builder_id,
+         lambda w: _builder_matches(w, facts.builder_id)),
+        ("builderIdRegExp", wanted.builder_id_regexp, facts.builder_id, None),
+        ("buildType", wanted.build_type, facts.build_type, lambda w: w == facts.build_type),
+        ("sourceUri", wanted.source_uri, facts.source_repository,
+         lambda w: w == facts.source_repository),
+        ("sourceRef", wanted.source_ref, facts.source_ref, lambda w: w == facts.source_ref),
+        ("sourceRefRegExp", wanted.source_ref_regexp, facts.source_ref, None),
+        ("sourceCommit", wanted.source_commit, facts.source_commit,
+         lambda w: w in facts.source_digest.values()),
+        ("entryPoint", wanted.entry_point, entry_point, lambda w: w == entry_point),
+    ]  # fmt: skip
+    return [
+        _pattern(name, value, found)
+        if matches is None
+        else ConditionResult(name, value, found, matches(value))
+        for name, value, found, matches in conditions
+        if value is not None
+    ]
 
 
 def _pattern(name: str, pattern: str, found: str | None) -> ConditionResult:
