@@ -462,6 +462,19 @@ class Connections:
             pieces = content
         try:
             head = self._exchange(conn, method, target, fields, pieces, timeouts, deadline)
+        except (RemoteProtocolError, ReadError, WriteError):
+            conn.close()
+            # A kept-alive connection the peer closed just as it was reused: it heard
+            # nothing of this request, so send it again on a new one (when it can be:
+            # a streamed body is gone; the registry client re-sends those from the file).
+            if not (conn.reused and not conn.heard and not isinstance(pieces, Iterator)):
+                raise
+            conn = self._open((scheme, host, port), timeouts, deadline)
+            try:
+                head = self._exchange(conn, method, target, fields, pieces, timeouts, deadline)
+            except BaseException:
+                conn.close()
+                raise
         except BaseException:
             conn.close()
             raise
