@@ -262,7 +262,7 @@ def _transport(ca_file: Path | None, given: Any = None) -> tuple[Transport, bool
 
 class _GuardedStream:
     """A response body that counts what it moves and stops at the deadline (for transports
-    other than `DeadlineTransport`, e.g. a test's or a proxy's, this is the only check)."""
+    other than our own connections, e.g. a test's or a proxy's, this is the only check)."""
 
     def __init__(
         self,
