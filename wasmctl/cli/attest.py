@@ -11,7 +11,6 @@ import typer
 from wasmctl.cli._common import info
 from wasmctl.cli.registry import CaFile, PlainHttp, registry_options
 from wasmctl.cli.sign import (
-    BundleOption,
     IdentityToken,
     SigningKey,
     TrustConfig,
@@ -63,7 +62,16 @@ def attest(
     key: SigningKey = None,
     identity_token: IdentityToken = None,
     trust_config: TrustConfig = None,
-    bundle: BundleOption = None,
+    bundle: Annotated[
+        Path | None,
+        typer.Option(
+            "--bundle",
+            help="For a file: where to write its bundle (default FILE.sigstore.json, "
+            "when nothing is there yet: a signature there is never replaced).",
+            metavar="PATH",
+            show_default=False,
+        ),
+    ] = None,
     plain_http: PlainHttp = None,
     ca_file: CaFile = None,
 ) -> None:
