@@ -53,7 +53,8 @@ def test_a_changed_vex_file_reloads_the_policy_and_admits_what_it_clears(
         cleared = statement(REGEX, product, timestamp="2026-02-01T00:00:00Z")
         write_vex(vex, document(statement(REGEX, product, "under_investigation"), cleared))
         assert server.wait_for("wasmctl_reloads_total", 1, what="policy", result="ok") == 1
-        assert post(server, review)["allowed"] is True
+        admitted = post(server, review)
+        assert admitted["allowed"] is True, (admitted, server.audit()[-1], server.stderr())
         assert server.audit()[-1]["cache"] == "miss"
         # a VEX file that no longer reads leaves the policy in force
         vex.write_text("{", encoding="utf-8")

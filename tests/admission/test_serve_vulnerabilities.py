@@ -58,5 +58,6 @@ def test_a_vulnerable_module_is_denied_until_the_database_changes(
         assert server.audit()[-1]["cache"] == "hit"  # no second audit, no second load
         crates_database(database, without="RUSTSEC-2022-0013")
         assert server.wait_for("wasmctl_reloads_total", 1, what="policy", result="ok") == 1
-        assert post(server, review)["allowed"] is True
+        admitted = post(server, review)
+        assert admitted["allowed"] is True, (admitted, server.audit()[-1], server.stderr())
         assert server.audit()[-1]["cache"] == "miss"

@@ -99,6 +99,7 @@ async def _main(
     loop = asyncio.get_running_loop()
     # listening while the policy loads: probes answer (not ready) however long a trusted
     # root takes to come over TUF; a policy that cannot be read still ends the start
+    admission.starting = True
     serving = asyncio.ensure_future(server.serve(address, port, stop, listening))
     loading = asyncio.ensure_future(loop.run_in_executor(None, load, options))
     try:
@@ -119,6 +120,8 @@ async def _main(
         else:
             admission.install(loaded)
             _log(f"policy loaded: {options.policy} (sha256 {loaded.fingerprint[:16]}…)")
+        finally:
+            admission.starting = False
         await serving
     finally:
         if not loading.done():

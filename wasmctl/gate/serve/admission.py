@@ -268,6 +268,9 @@ class Admission:
         self.clock = clock
         self.loaded: Loaded | None = None
         self.load_error: str | None = "the policy is not loaded yet"
+        # the first load is under way (serve starts listening meanwhile): the watcher
+        # leaves it alone, or a slow start would load the policy twice
+        self.starting = False
         self.pool = ThreadPoolExecutor(options.jobs, thread_name_prefix="wasmctl-verify")
         self.verdicts: TtlCache[_Key, TargetResult] = TtlCache(options.cache_size, clock)
         self.tags: TtlCache[str, str] = TtlCache(options.cache_size, clock)
@@ -303,7 +306,7 @@ class Admission:
     async def reload(self) -> bool:
         """Load the policy again if one of its files changed; True when it was replaced.
         A policy that no longer loads leaves the old one in force (and says so)."""
-        if self.loaded is not None and not self.loaded.changed():
+        if self.starting or (self.loaded is not None and not self.loaded.changed()):
             return False
         loop = asyncio.get_running_loop()
         try:
