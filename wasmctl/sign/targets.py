@@ -379,7 +379,7 @@ def list_signatures(store: Source, digest: str) -> list[FoundSignature]:
     candidates, problems = find_candidates(store, digest)
     found = [_describe(c) for c in candidates]
     found += [
-        FoundSignature(p.split(":", 1)[0], "unknown", "unknown", None, "", p) for p in problems
+        FoundSignature(p.split(": ", 1)[0], "unknown", "unknown", None, "", p) for p in problems
     ]
     return found
 

@@ -214,6 +214,16 @@ def test_signature_layers_beyond_the_bound_are_reported_not_read(
     assert problem.startswith("cosign-save atts sha256:") and "not read" in problem
 
 
+def test_inspect_names_a_problems_source_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wasmctl.sign.targets import list_signatures
+
+    monkeypatch.setattr(storage, "MAX_CANDIDATE_BYTES", 1000)
+    with open_source(parse_reference(f"oci:{SAVED}@{saved_digest()}")) as store:
+        (found,) = list_signatures(store, saved_digest())
+    assert found.source.startswith("cosign-save atts sha256:")
+    assert len(found.source.rpartition(" ")[2]) == len("sha256:") + 64
+
+
 def test_a_registry_keeps_no_cosign_save_entries(built: Path) -> None:
     options = RegistryOptions(transport=FakeRegistry())
     copy(parse_reference(f"oci:{built}:v1"), parse_reference(f"{HOST}/app:v1"), options)
